@@ -1,0 +1,125 @@
+# Guardian VMs — build, test and install.  See README.md.
+#   make                 build vmmod and guardian-vm-setup under build/$(ARCH)/
+#   sudo make check      unit tests, then sandbox tests (real libvirtd + TCG guests)
+#   make ARCH=arm64      cross-build for the Pi;  make check-arm64  runs unit tests under qemu-user
+#   sudo make deps       install every Debian package in packages.txt
+#   make REGENERATE=1 check-unit   rewrite golden files (review the diff)
+
+include config.mk
+
+# ---- sources -------------------------------------------------------------
+# Files that only exist for x86 hosts are chosen here, never with #ifdef.
+X86_ONLY := vmmod/backend_xen.c vmmod/pci.c
+SRCS-1 :=
+SRCS-$(WITH_XEN) += $(wildcard vmmod/backend_xen.c)
+SRCS-$(WITH_PCI) += $(wildcard vmmod/pci.c)
+ifneq ($(WITH_XEN),1)
+  SRCS-1 += $(wildcard vmmod/backend_none.c)
+endif
+
+COMMON_SRCS := $(wildcard common/*.c)
+VMMOD_LIB_SRCS := $(filter-out vmmod/vmmod.c vmmod/backend_none.c $(X86_ONLY),$(wildcard vmmod/*.c)) $(SRCS-1)
+VMMOD_SRCS := vmmod/vmmod.c $(VMMOD_LIB_SRCS)
+SETUP_LIB_SRCS := $(filter-out installer/main.c,$(wildcard installer/*.c))
+SETUP_SRCS := installer/main.c $(SETUP_LIB_SRCS)
+TEST_SRCS := $(wildcard tests/unit/test_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+COMMON_OBJS := $(call obj,$(COMMON_SRCS))
+VMMOD_OBJS := $(call obj,$(VMMOD_SRCS))
+VMMOD_LIB_OBJS := $(call obj,$(VMMOD_LIB_SRCS))
+SETUP_OBJS := $(call obj,$(SETUP_SRCS))
+SETUP_LIB_OBJS := $(call obj,$(SETUP_LIB_SRCS))
+TEST_OBJS := $(call obj,$(TEST_SRCS) tests/unit/main.c tests/unit/testutil.c)
+
+VMMOD_CFLAGS := $(call pc,$(VMMOD_PKGS))
+VMMOD_LIBS := $(call pl,$(VMMOD_PKGS)) $(WSLAY_LIBS) -lpthread -lm
+SETUP_CFLAGS := $(call pc,$(SETUP_PKGS))
+SETUP_LIBS := $(call pl,$(SETUP_PKGS))
+TEST_CFLAGS := $(call pc,$(TEST_PKGS))
+TEST_LIBS := $(call pl,$(TEST_PKGS))
+
+ALL_CFLAGS := $(sort $(VMMOD_CFLAGS) $(SETUP_CFLAGS))
+FEATURES := -DWITH_XEN=$(WITH_XEN) -DWITH_PCI=$(WITH_PCI)
+
+VMMOD := $(BUILD)/vmmod
+SETUP := $(BUILD)/guardian-vm-setup
+UNIT := $(BUILD)/unit-tests
+
+.PHONY: all check check-unit check-sandbox check-arm64 install uninstall clean deps \
+	fmt fmt-check appliances demo bench
+.DEFAULT_GOAL := all
+
+all: $(VMMOD) $(SETUP)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(FEATURES) $(CFLAGS) $(ALL_CFLAGS) $(TEST_CFLAGS_$(findstring tests/,$<)) -MMD -MP -c -o $@ $<
+
+TEST_CFLAGS_tests/ = $(TEST_CFLAGS) -I$(BUILD)/tests -Itests/unit
+
+$(VMMOD): $(VMMOD_OBJS) $(COMMON_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(VMMOD_LIBS)
+
+$(SETUP): $(SETUP_OBJS) $(COMMON_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(SETUP_LIBS) -lpthread
+
+# The unit-test runner links every object but the two main()s; each
+# tests/unit/test_NAME.c provides `Suite *suite_NAME(void)`.
+$(BUILD)/tests/suites.h: $(TEST_SRCS) Makefile
+	@mkdir -p $(@D)
+	@printf '%s\n' $(patsubst tests/unit/test_%.c,'SUITE(%)',$(TEST_SRCS)) > $@.tmp
+	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
+
+$(BUILD)/tests/unit/main.o: $(BUILD)/tests/suites.h
+
+$(UNIT): $(TEST_OBJS) $(VMMOD_LIB_OBJS) $(SETUP_LIB_OBJS) $(COMMON_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(VMMOD_LIBS) $(SETUP_LIBS) $(TEST_LIBS)
+
+# ---- tests ---------------------------------------------------------------
+check: all $(UNIT)
+	@tests/run.sh --build $(BUILD) --all
+
+check-unit: $(UNIT)
+	@tests/run.sh --build $(BUILD) --unit
+
+check-sandbox: all $(UNIT)
+	@tests/run.sh --build $(BUILD) --sandbox
+
+check-arm64:
+	$(MAKE) ARCH=arm64 build/arm64/unit-tests build/arm64/vmmod build/arm64/guardian-vm-setup
+	@tests/run.sh --build build/arm64 --unit --emu qemu-aarch64-static
+
+appliances:
+	tests/appliance/build.sh --out build/appliance x86_64 aarch64
+
+# ---- install -------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DATADIR) \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/vmmod
+	install -m 0755 $(VMMOD) $(SETUP) $(DESTDIR)$(SBINDIR)/
+	for f in man/*.8; do [ -e "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(MANDIR)/man8/; done; true
+	for f in systemd/*.service systemd/*.timer; do [ -e "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(UNITDIR)/; done; true
+	cp -R templates web-assets $(DESTDIR)$(DATADIR)/
+
+clean:
+	rm -rf build
+
+# Installs every Debian package of packages.txt (build, test, runtime); never
+# enables or starts a host service.
+deps:
+	@[ "$$(id -u)" = 0 ] || { echo "make deps: run as root (sudo make deps)" >&2; exit 1; }
+	@dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		$$(sed -e 's/#.*//' packages.txt)
+
+FMT_FILES = $(wildcard common/*.[ch] vmmod/*.[ch] installer/*.[ch] tests/unit/*.[ch] bench/*.c)
+fmt:
+	clang-format -i $(FMT_FILES)
+
+fmt-check:
+	clang-format --dry-run --Werror $(FMT_FILES)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,95 @@
+#!/bin/bash
+# Test driver for `make check`: runs the Check unit runner, then every
+# tests/e2e/*.sh inside its own sandbox (tests/sandbox.sh).  Exit 77 from a
+# test means "skipped" and is counted as such, never as a pass.  Ends with
+# one summary line: "check: N passed, N failed, N skipped".
+# Also verifies that the host's interfaces, firewall and /etc did not change.
+set -u
+cd "$(dirname "$0")/.."
+build=build/$(uname -m) unit=0 sandbox=0 emu="" only=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--build) build=$2; shift ;;
+	--unit) unit=1 ;;
+	--sandbox) sandbox=1 ;;
+	--all) unit=1; sandbox=1 ;;
+	--emu) emu=$2; shift ;;
+	--only) only=$2; shift ;;  # run only e2e tests whose name matches this glob
+	-h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+export BUILD=$build TESTDATA=$PWD/tests/data TOP=$PWD
+passed=0 failed=0 skipped=0 failures=()
+
+host_state() {
+	ip -o link 2>/dev/null | sed 's/ state [A-Z]*//' | awk '{$1=""; print}' | sed -E 's/link\/ether [^ ]+//' | sort
+	ip -o addr 2>/dev/null | awk '{$1=""; print}' | sort
+	iptables-legacy-save 2>/dev/null | grep -v '^[#:]' | sed 's/\[[0-9:]*\]//'
+	command -v nft >/dev/null && nft list ruleset 2>/dev/null
+	ls /run/libvirt 2>/dev/null
+}
+
+stamp=$(mktemp /tmp/gvm-check-stamp.XXXXXX)
+before=$(host_state)
+
+if [ $unit = 1 ]; then
+	echo "== unit tests ($build/unit-tests${emu:+ under $emu})"
+	out=$(mktemp)
+	$emu "$build/unit-tests" 2>&1 | tee "$out"
+	rc=${PIPESTATUS[0]}
+	line=$(grep -E '^[0-9]+%: Checks: ' "$out" | tail -1)
+	rm -f "$out"
+	if [ -z "$line" ]; then
+		echo "unit runner printed no summary (exit $rc)"
+		failed=$((failed + 1)); failures+=(unit-runner)
+	else
+		n=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$line")
+		f=$(sed -E 's/.*Failures: ([0-9]+).*/\1/' <<<"$line")
+		e=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
+		passed=$((passed + n - f - e)); failed=$((failed + f + e))
+		[ $((f + e)) -gt 0 ] && failures+=(unit)
+		[ "$rc" != 0 ] && [ $((f + e)) = 0 ] && { failed=$((failed + 1)); failures+=(unit-exit-$rc); }
+	fi
+fi
+
+if [ $sandbox = 1 ]; then
+	for t in tests/e2e/*.sh; do
+		[ -e "$t" ] || continue
+		name=$(basename "$t" .sh)
+		# shellcheck disable=SC2254
+		if [ -n "$only" ]; then case "$name" in $only) ;; *) continue ;; esac; fi
+		echo "== e2e $name"
+		if [ "$(id -u)" != 0 ]; then
+			echo "SKIP $name: needs root for its network namespace (sudo make check)"
+			skipped=$((skipped + 1)); continue
+		fi
+		start=$(date +%s)
+		timeout --signal=TERM --kill-after=20 900 tests/sandbox.sh -- "$t"
+		rc=$?
+		dur=$(( $(date +%s) - start ))
+		case $rc in
+		0) echo "PASS $name (${dur}s)"; passed=$((passed + 1)) ;;
+		77) echo "SKIP $name (${dur}s)"; skipped=$((skipped + 1)) ;;
+		*) echo "FAIL $name (exit $rc, ${dur}s)"; failed=$((failed + 1)); failures+=("$name") ;;
+		esac
+	done
+fi
+
+after=$(host_state)
+if [ "$before" != "$after" ]; then
+	echo "FAIL host-safety: host interfaces/firewall changed during the run:"
+	diff <(echo "$before") <(echo "$after") | head -20
+	failed=$((failed + 1)); failures+=(host-safety)
+fi
+changed=$(find /etc -xdev -newer "$stamp" 2>/dev/null | head -5)
+rm -f "$stamp"
+if [ -n "$changed" ]; then
+	echo "FAIL host-safety: files under /etc changed during the run:"; echo "$changed"
+	failed=$((failed + 1)); failures+=(host-etc)
+fi
+
+[ ${#failures[@]} -gt 0 ] && echo "failed: ${failures[*]}"
+echo "check: $passed passed, $failed failed, $skipped skipped"
+[ $failed = 0 ]
