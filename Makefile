@@ -51,19 +51,26 @@ UNIT := $(BUILD)/unit-tests
 	fmt fmt-check appliances demo bench
 .DEFAULT_GOAL := all
 
-all: $(VMMOD) $(SETUP)
+# The installer is built once installer/main.c exists (its own issue).
+PROGS := $(VMMOD) $(if $(wildcard installer/main.c),$(SETUP))
+all: $(PROGS)
 
+# V=1 shows whole command lines.
+Q := $(if $(V),,@)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(FEATURES) $(CFLAGS) $(ALL_CFLAGS) $(TEST_CFLAGS_$(findstring tests/,$<)) -MMD -MP -c -o $@ $<
+	@$(if $(V),,echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(FEATURES) $(CFLAGS) $(ALL_CFLAGS) $(TEST_CFLAGS_$(findstring tests/,$<)) -MMD -MP -c -o $@ $<
 
 TEST_CFLAGS_tests/ = $(TEST_CFLAGS) -I$(BUILD)/tests -Itests/unit
 
 $(VMMOD): $(VMMOD_OBJS) $(COMMON_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(VMMOD_LIBS)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(VMMOD_LIBS)
 
 $(SETUP): $(SETUP_OBJS) $(COMMON_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(SETUP_LIBS) -lpthread
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(SETUP_LIBS) -lpthread
 
 # The unit-test runner links every object but the two main()s; each
 # tests/unit/test_NAME.c provides `Suite *suite_NAME(void)`.
@@ -75,7 +82,8 @@ $(BUILD)/tests/suites.h: $(TEST_SRCS) Makefile
 $(BUILD)/tests/unit/main.o: $(BUILD)/tests/suites.h
 
 $(UNIT): $(TEST_OBJS) $(VMMOD_LIB_OBJS) $(SETUP_LIB_OBJS) $(COMMON_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(VMMOD_LIBS) $(SETUP_LIBS) $(TEST_LIBS)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(VMMOD_LIBS) $(SETUP_LIBS) $(TEST_LIBS)
 
 # ---- tests ---------------------------------------------------------------
 check: all $(UNIT)
@@ -88,7 +96,7 @@ check-sandbox: all $(UNIT)
 	@tests/run.sh --build $(BUILD) --sandbox
 
 check-arm64:
-	$(MAKE) ARCH=arm64 build/arm64/unit-tests build/arm64/vmmod build/arm64/guardian-vm-setup
+	$(MAKE) ARCH=arm64 all build/arm64/unit-tests
 	@tests/run.sh --build build/arm64 --unit --emu qemu-aarch64-static
 
 appliances:
@@ -98,7 +106,7 @@ appliances:
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DATADIR) \
 		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/vmmod
-	install -m 0755 $(VMMOD) $(SETUP) $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(PROGS) $(DESTDIR)$(SBINDIR)/
 	for f in man/*.8; do [ -e "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(MANDIR)/man8/; done; true
 	for f in systemd/*.service systemd/*.timer; do [ -e "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(UNITDIR)/; done; true
 	cp -R templates web-assets $(DESTDIR)$(DATADIR)/

@@ -1,0 +1,204 @@
+/*
+ * domparse.c (facts from domain XML), events.c (the SSE ring) and state.c
+ * (the domain table and its JSON).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmmod.h"
+#include "testutil.h"
+
+START_TEST(test_domparse_outside)
+{
+	struct vm_facts f;
+	char *xml = test_data_read("domparse/outside.xml"), **disks;
+
+	ck_assert_ptr_nonnull(xml);
+	memset(&f, 0, sizeof(f));
+	ck_assert_int_eq(domparse_facts(xml, &f), 0);
+	ck_assert_str_eq(f.name, "ubuntu22.04");
+	ck_assert_str_eq(f.title, "Bob's \"VM\" <b>&");
+	ck_assert_str_eq(f.mac, "52:54:00:ab:cd:ef");
+	ck_assert_ptr_null(f.template_id);
+	ck_assert_uint_eq(f.memory_mb, 2048);
+	ck_assert_uint_eq(f.vcpus, 2);
+	ck_assert(f.has_vnc);
+	ck_assert(f.has_serial);
+	vm_facts_clear(&f);
+
+	/* Only file-backed disks; a block device is never a pool volume. */
+	disks = domparse_disks(xml);
+	ck_assert_str_eq(disks[0], "/var/lib/libvirt/images/ubuntu.qcow2");
+	ck_assert_str_eq(disks[1], "/var/lib/libvirt/images/seed.iso");
+	ck_assert_ptr_null(disks[2]);
+	strv_free(disks);
+	free(xml);
+}
+END_TEST
+
+START_TEST(test_domparse_ours)
+{
+	struct vm_facts f;
+	char *xml = test_data_read("domparse/ours.xml");
+
+	memset(&f, 0, sizeof(f));
+	ck_assert_int_eq(domparse_facts(xml, &f), 0);
+	ck_assert_str_eq(f.template_id, "homeassistant");
+	ck_assert_uint_eq(f.memory_mb, 2048);
+	ck_assert(!f.has_vnc);
+	ck_assert(!f.has_serial);
+	ck_assert_ptr_null(f.mac);
+	vm_facts_clear(&f);
+	free(xml);
+}
+END_TEST
+
+START_TEST(test_domparse_garbage)
+{
+	struct vm_facts f;
+	char **d;
+
+	memset(&f, 0, sizeof(f));
+	ck_assert_int_eq(domparse_facts("<notadomain/>", &f), -1);
+	ck_assert_int_eq(domparse_facts("<<<", &f), -1);
+	vm_facts_clear(&f);
+	d = domparse_disks("junk");
+	ck_assert_ptr_null(d[0]);
+	strv_free(d);
+}
+END_TEST
+
+static int wakes;
+
+static void
+count_wake(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+START_TEST(test_events_ring)
+{
+	json_object *o = json_object_new_object();
+	uint64_t seq = events_last(), start = seq;
+	char *out;
+	int i, id;
+	ssize_t n;
+
+	wakes = 0;
+	id = events_watch(count_wake, &wakes);
+	ck_assert_int_gt(id, 0);
+	ck_assert_int_eq(events_next(&seq, &out), 0);
+	json_object_object_add(o, "name", json_object_new_string("a\"b\n"));
+	events_publish("vm", o);
+	ck_assert_int_eq(wakes, 1);
+	n = events_next(&seq, &out);
+	ck_assert_int_gt(n, 0);
+	/* The data line is one line of JSON: a newline in a value is escaped. */
+	ck_assert_str_eq(out, "event: vm\ndata: {\"name\":\"a\\\"b\\n\"}\n\n");
+	free(out);
+	ck_assert_uint_eq(seq, start + 1);
+	events_unwatch(id);
+	events_publish("vm", o);
+	ck_assert_int_eq(wakes, 1);
+
+	/* A reader that fell behind the ring learns it and skips ahead. */
+	for (i = 0; i < 300; i++)
+		events_publish("vm", o);
+	ck_assert_int_eq(events_next(&seq, &out), -1);
+	ck_assert_uint_eq(seq, events_last());
+	ck_assert_int_eq(events_next(&seq, &out), 0);
+	json_object_put(o);
+}
+END_TEST
+
+static void
+facts(struct vm_facts *f, const char *uuid, const char *name,
+    enum vm_state st)
+{
+	memset(f, 0, sizeof(*f));
+	strcpy(f->uuid, uuid);
+	f->name = xstrdup(name);
+	f->state = st;
+	f->vcpus = 1;
+	f->memory_mb = 512;
+	f->mac = xstrdup("52:54:00:04:18:18");
+}
+
+START_TEST(test_state_table)
+{
+	struct vmmod_conf conf;
+	struct host_facts host = { .arch = "x86_64", .accel = "tcg",
+		.ram_total_mb = 8192, .ram_budget_mb = 6144 };
+	struct vm_facts f[2];
+	json_object *o, *v;
+	char uuid[37], *resv;
+	uint64_t seq;
+	unsigned counts[VS_STARTING + 1];
+
+	memset(&conf, 0, sizeof(conf));
+	resv = test_data_path("leases/resv");
+	conf.lease_file = test_data_path("leases/none");
+	conf.reservations_dir = resv;
+	state_init(&conf, &host);
+	facts(&f[0], "aaaaaaaa-0000-0000-0000-000000000001", "zeta", VS_SHUTOFF);
+	facts(&f[1], "aaaaaaaa-0000-0000-0000-000000000002", "alpha",
+	    VS_RUNNING);
+	seq = events_last();
+	state_replace_all(f, 2);
+	ck_assert_uint_eq(events_last(), seq + 2);
+	/* The same facts again change nothing and publish nothing. */
+	state_put(&f[0]);
+	ck_assert_uint_eq(events_last(), seq + 2);
+
+	o = state_vms_json();
+	v = json_object_array_get_idx(json_object_object_get(o, "vms"), 0);
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(v,
+	    "name")), "alpha");
+	json_object_put(o);
+
+	ck_assert_int_eq(state_lookup("zeta", uuid), 0);
+	ck_assert_str_eq(uuid, f[0].uuid);
+	ck_assert_int_eq(state_lookup("AAAAAAAA-0000-0000-0000-000000000002",
+	    uuid), 0);
+	ck_assert_str_eq(uuid, f[1].uuid);
+	ck_assert_int_eq(state_lookup("nope", uuid), -1);
+
+	state_counts(counts);
+	ck_assert_uint_eq(counts[VS_RUNNING], 1);
+	ck_assert_uint_eq(counts[VS_SHUTOFF], 1);
+
+	o = state_host_json();
+	ck_assert_int_eq(json_object_get_int(json_object_object_get(o,
+	    "ram_committed_mb")), 512);
+	json_object_put(o);
+
+	/* Resync without "zeta" removes it and says so. */
+	state_replace_all(&f[1], 1);
+	ck_assert_int_eq(state_lookup("zeta", uuid), -1);
+	o = state_vm_json("alpha");
+	ck_assert_ptr_nonnull(o);
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(o,
+	    "state")), "running");
+	json_object_put(o);
+	vm_facts_clear(&f[0]);
+	vm_facts_clear(&f[1]);
+	state_free();
+	free(conf.lease_file);
+	free(resv);
+}
+END_TEST
+
+Suite *
+suite_state(void)
+{
+	Suite *s = suite_create("state");
+	TCase *tc = tcase_create("state");
+
+	tcase_add_test(tc, test_domparse_outside);
+	tcase_add_test(tc, test_domparse_ours);
+	tcase_add_test(tc, test_domparse_garbage);
+	tcase_add_test(tc, test_events_ring);
+	tcase_add_test(tc, test_state_table);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,1020 @@
+/*
+ * Everything vmmod asks of libvirt, and the only file that includes it.
+ *
+ * Two threads live here.  The event thread only runs libvirt's default event
+ * loop.  The worker thread owns the connection: it connects (with backoff
+ * when libvirtd is away), registers for domain lifecycle events, resyncs the
+ * whole table after every (re)connect, refreshes one domain when an event
+ * names it, escalates timed stops, and gathers bulk stats only while someone
+ * watches.  Event callbacks never call libvirt: they queue work for the
+ * worker.  HTTP threads run actions directly on a referenced connection
+ * (virConnect is thread-safe) and refresh the domain they changed.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "vmmod.h"
+
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 5000
+#define STATS_INTERVAL_MS 2000
+#define STOP_GRACE_S 600	/* how long "shutting-down" is shown at most */
+#define MAX_QUEUE 1024
+
+struct stopping {
+	char	 uuid[37];
+	time_t	 force_at;	/* 0: never force */
+	time_t	 expire;	/* forget after this */
+};
+
+struct sample {
+	char		 uuid[37];
+	unsigned long long cpu_ns, rd, wr, rx, tx;
+	struct timespec	 at;
+	bool		 seen;
+};
+
+static pthread_mutex_t virt_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t virt_cond = PTHREAD_COND_INITIALIZER;
+static pthread_t event_tid, worker_tid;
+static bool quit, need_connect = true, need_resync;
+static virConnectPtr conn;		/* guarded by virt_mtx */
+static int lifecycle_cb = -1, reboot_cb = -1, meta_cb = -1;
+static char *uri, *pool_name;
+static char queue[MAX_QUEUE][37];
+static size_t nqueue;
+static struct stopping stops[64];
+static size_t nstops;
+static int watchers;
+static unsigned long reconnects;
+static bool ever_connected;
+
+/* worker-only */
+static struct sample *samples;
+static size_t nsamples;
+
+static const char *action_names[] = {
+	[ACT_START] = "start",
+	[ACT_STOP] = "stop",
+	[ACT_FORCE_STOP] = "force-stop",
+	[ACT_RESTART] = "restart",
+	[ACT_PAUSE] = "pause",
+	[ACT_RESUME] = "resume",
+};
+
+const char *
+vm_action_name(enum vm_action a)
+{
+	if ((size_t)a >= nitems(action_names))
+		return "unknown";
+	return action_names[a];
+}
+
+/* libvirt prints every error to stderr by default; we log our own way. */
+static void
+virt_quiet(void *opaque, virErrorPtr err)
+{
+}
+
+static const char *
+last_error(void)
+{
+	virErrorPtr e = virGetLastError();
+
+	return e != NULL && e->message != NULL ? e->message : "unknown error";
+}
+
+static int
+last_code(void)
+{
+	virErrorPtr e = virGetLastError();
+
+	return e != NULL ? e->code : VIR_ERR_INTERNAL_ERROR;
+}
+
+static void
+wake_worker_locked(void)
+{
+	pthread_cond_signal(&virt_cond);
+}
+
+static void
+queue_uuid(const char *uuid)
+{
+	size_t i;
+
+	pthread_mutex_lock(&virt_mtx);
+	for (i = 0; i < nqueue; i++)
+		if (strcmp(queue[i], uuid) == 0)
+			break;
+	if (i == nqueue) {
+		if (nqueue < MAX_QUEUE)
+			memcpy(queue[nqueue++], uuid, 37);
+		else
+			need_resync = true;
+	}
+	wake_worker_locked();
+	pthread_mutex_unlock(&virt_mtx);
+}
+
+/* Returns a referenced connection or NULL while libvirtd is away. */
+static virConnectPtr
+conn_get(void)
+{
+	virConnectPtr c;
+
+	pthread_mutex_lock(&virt_mtx);
+	c = conn;
+	if (c != NULL && virConnectRef(c) < 0)
+		c = NULL;
+	pthread_mutex_unlock(&virt_mtx);
+	return c;
+}
+
+/* ---- event callbacks (event thread: no libvirt calls) -------------------- */
+
+static int
+on_lifecycle(virConnectPtr c, virDomainPtr dom, int event, int detail,
+    void *opaque)
+{
+	char uuid[VIR_UUID_STRING_BUFLEN];
+
+	if (virDomainGetUUIDString(dom, uuid) == 0)
+		queue_uuid(uuid);
+	return 0;
+}
+
+static void
+on_generic(virConnectPtr c, virDomainPtr dom, void *opaque)
+{
+	on_lifecycle(c, dom, 0, 0, opaque);
+}
+
+static void
+on_metadata(virConnectPtr c, virDomainPtr dom, int type, const char *nsuri,
+    void *opaque)
+{
+	on_lifecycle(c, dom, 0, 0, opaque);
+}
+
+static void
+on_close(virConnectPtr c, int reason, void *opaque)
+{
+	pthread_mutex_lock(&virt_mtx);
+	need_connect = true;
+	wake_worker_locked();
+	pthread_mutex_unlock(&virt_mtx);
+}
+
+static void *
+event_main(void *arg)
+{
+	while (!__atomic_load_n(&quit, __ATOMIC_ACQUIRE))
+		if (virEventRunDefaultImpl() < 0)
+			log_warnx("%s: %s", __func__, last_error());
+	return NULL;
+}
+
+static void
+event_nudge(int timer, void *opaque)
+{
+	virEventRemoveTimeout(timer);
+}
+
+/* ---- facts --------------------------------------------------------------- */
+
+static enum vm_state
+map_state(int st, int reason)
+{
+	switch (st) {
+	case VIR_DOMAIN_RUNNING:
+	case VIR_DOMAIN_BLOCKED:
+		return VS_RUNNING;
+	case VIR_DOMAIN_PAUSED:
+		return reason == VIR_DOMAIN_PAUSED_STARTING_UP ? VS_STARTING :
+		    VS_PAUSED;
+	case VIR_DOMAIN_SHUTDOWN:
+		return VS_SHUTTING_DOWN;
+	case VIR_DOMAIN_SHUTOFF:
+		return VS_SHUTOFF;
+	case VIR_DOMAIN_CRASHED:
+		return VS_CRASHED;
+	case VIR_DOMAIN_PMSUSPENDED:
+		return VS_PMSUSPENDED;
+	default:
+		return VS_UNKNOWN;
+	}
+}
+
+static bool
+is_stopping(const char *uuid)
+{
+	time_t now = time(NULL);
+	size_t i;
+	bool ret = false;
+
+	pthread_mutex_lock(&virt_mtx);
+	for (i = 0; i < nstops; i++)
+		if (strcmp(stops[i].uuid, uuid) == 0 && stops[i].expire > now)
+			ret = true;
+	pthread_mutex_unlock(&virt_mtx);
+	return ret;
+}
+
+static void
+forget_stop(const char *uuid)
+{
+	size_t i;
+
+	pthread_mutex_lock(&virt_mtx);
+	for (i = 0; i < nstops; i++) {
+		if (strcmp(stops[i].uuid, uuid) == 0) {
+			stops[i] = stops[--nstops];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&virt_mtx);
+}
+
+static int
+facts_from_domain(virDomainPtr dom, struct vm_facts *f)
+{
+	const char *name;
+	char *xml;
+	int st, reason, autostart = 0;
+
+	memset(f, 0, sizeof(*f));
+	if (virDomainGetUUIDString(dom, f->uuid) < 0 ||
+	    (name = virDomainGetName(dom)) == NULL ||
+	    virDomainGetState(dom, &st, &reason, 0) < 0)
+		return -1;
+	f->name = xstrdup(name);
+	f->state = map_state(st, reason);
+	if (f->state == VS_RUNNING && is_stopping(f->uuid))
+		f->state = VS_SHUTTING_DOWN;
+	else if (f->state == VS_SHUTOFF || f->state == VS_CRASHED)
+		forget_stop(f->uuid);
+	f->persistent = virDomainIsPersistent(dom) == 1;
+	if (f->persistent && virDomainGetAutostart(dom, &autostart) == 0)
+		f->autostart = autostart != 0;
+	if ((xml = virDomainGetXMLDesc(dom, 0)) == NULL)
+		return -1;
+	if (domparse_facts(xml, f) < 0) {
+		free(xml);
+		return -1;
+	}
+	free(xml);
+	return 0;
+}
+
+/* Re-reads one domain into the table; removes it when libvirt no longer has it. */
+static void
+refresh_one(virConnectPtr c, const char *uuid)
+{
+	virDomainPtr dom;
+	struct vm_facts f;
+
+	if ((dom = virDomainLookupByUUIDString(c, uuid)) == NULL) {
+		if (last_code() == VIR_ERR_NO_DOMAIN)
+			state_remove(uuid);
+		return;
+	}
+	if (facts_from_domain(dom, &f) == 0)
+		state_put(&f);
+	else if (last_code() == VIR_ERR_NO_DOMAIN)
+		state_remove(uuid);
+	vm_facts_clear(&f);
+	virDomainFree(dom);
+}
+
+static int
+resync(virConnectPtr c)
+{
+	virDomainPtr *doms = NULL;
+	struct vm_facts *all;
+	size_t n = 0;
+	int i, ndoms;
+
+	if ((ndoms = virConnectListAllDomains(c, &doms, 0)) < 0) {
+		log_warnx("%s: listing domains: %s", __func__, last_error());
+		return -1;
+	}
+	all = xcalloc(ndoms + 1, sizeof(*all));
+	for (i = 0; i < ndoms; i++) {
+		/* A domain may vanish while we look: skip it, events follow. */
+		if (facts_from_domain(doms[i], &all[n]) == 0)
+			n++;
+		else
+			vm_facts_clear(&all[n]);
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	state_replace_all(all, n);
+	for (i = 0; i < (int)n; i++)
+		vm_facts_clear(&all[i]);
+	free(all);
+	log_debug("%s: %zu domains", __func__, n);
+	return 0;
+}
+
+/* ---- connection ---------------------------------------------------------- */
+
+static void
+disconnect(void)
+{
+	virConnectPtr c;
+
+	pthread_mutex_lock(&virt_mtx);
+	c = conn;
+	conn = NULL;
+	pthread_mutex_unlock(&virt_mtx);
+	if (c == NULL)
+		return;
+	state_set_connected(false);
+	if (lifecycle_cb >= 0)
+		virConnectDomainEventDeregisterAny(c, lifecycle_cb);
+	if (reboot_cb >= 0)
+		virConnectDomainEventDeregisterAny(c, reboot_cb);
+	if (meta_cb >= 0)
+		virConnectDomainEventDeregisterAny(c, meta_cb);
+	lifecycle_cb = reboot_cb = meta_cb = -1;
+	virConnectUnregisterCloseCallback(c, on_close);
+	virConnectClose(c);
+}
+
+static int
+try_connect(void)
+{
+	virConnectPtr c;
+
+	disconnect();
+	if ((c = virConnectOpen(uri)) == NULL) {
+		log_debug("%s: %s: %s", __func__, uri, last_error());
+		return -1;
+	}
+	if (virConnectSetKeepAlive(c, 5, 3) < 0)
+		log_debug("%s: no keepalive: %s", __func__, last_error());
+	if (virConnectRegisterCloseCallback(c, on_close, NULL, NULL) < 0)
+		log_warnx("%s: close callback: %s", __func__, last_error());
+	lifecycle_cb = virConnectDomainEventRegisterAny(c, NULL,
+	    VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+	    VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), NULL, NULL);
+	reboot_cb = virConnectDomainEventRegisterAny(c, NULL,
+	    VIR_DOMAIN_EVENT_ID_REBOOT, VIR_DOMAIN_EVENT_CALLBACK(on_generic),
+	    NULL, NULL);
+	meta_cb = virConnectDomainEventRegisterAny(c, NULL,
+	    VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+	    VIR_DOMAIN_EVENT_CALLBACK(on_metadata), NULL, NULL);
+	if (lifecycle_cb < 0)
+		log_warnx("%s: no lifecycle events: %s", __func__, last_error());
+	pthread_mutex_lock(&virt_mtx);
+	conn = c;
+	pthread_mutex_unlock(&virt_mtx);
+	if (resync(c) < 0) {
+		disconnect();
+		return -1;
+	}
+	state_set_connected(true);
+	if (ever_connected) {
+		__atomic_add_fetch(&reconnects, 1, __ATOMIC_RELAXED);
+		log_info("reconnected to libvirt at %s", uri);
+	} else
+		log_info("connected to libvirt at %s", uri);
+	ever_connected = true;
+	return 0;
+}
+
+unsigned long
+virt_reconnects(void)
+{
+	return __atomic_load_n(&reconnects, __ATOMIC_RELAXED);
+}
+
+/* ---- stats --------------------------------------------------------------- */
+
+static struct sample *
+sample_for(const char *uuid)
+{
+	size_t i;
+
+	for (i = 0; i < nsamples; i++)
+		if (strcmp(samples[i].uuid, uuid) == 0)
+			return &samples[i];
+	samples = xreallocarray(samples, nsamples + 1, sizeof(*samples));
+	memset(&samples[nsamples], 0, sizeof(*samples));
+	memcpy(samples[nsamples].uuid, uuid, 37);
+	return &samples[nsamples++];
+}
+
+static unsigned long long
+param_ull(virTypedParameterPtr p, int n, const char *key)
+{
+	unsigned long long v = 0;
+
+	if (virTypedParamsGetULLong(p, n, key, &v) != 1)
+		v = 0;
+	return v;
+}
+
+/* "block.3.rd.bytes" style keys. */
+static unsigned long long
+param_idx(virTypedParameterPtr p, int n, const char *group,
+    unsigned long long idx, const char *field)
+{
+	char key[VIR_TYPED_PARAM_FIELD_LENGTH];
+
+	snprintf(key, sizeof(key), "%s.%llu.%s", group, idx, field);
+	return param_ull(p, n, key);
+}
+
+static uint64_t
+rate(unsigned long long now, unsigned long long before, double dt)
+{
+	if (now < before || dt <= 0)
+		return 0;
+	return (uint64_t)((now - before) / dt);
+}
+
+static void
+gather_stats(virConnectPtr c)
+{
+	virDomainStatsRecordPtr *recs = NULL, *r;
+	struct vm_stats st;
+	struct sample *s, now;
+	struct timespec ts;
+	unsigned long long cnt, i, v;
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	double dt;
+	unsigned int vcpus;
+
+	if (virConnectGetAllDomainStats(c, VIR_DOMAIN_STATS_CPU_TOTAL |
+	    VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_INTERFACE |
+	    VIR_DOMAIN_STATS_BLOCK | VIR_DOMAIN_STATS_VCPU, &recs,
+	    VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE) < 0) {
+		log_debug("%s: %s", __func__, last_error());
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	for (r = recs; *r != NULL; r++) {
+		if (virDomainGetUUIDString((*r)->dom, uuid) < 0)
+			continue;
+		memset(&now, 0, sizeof(now));
+		now.cpu_ns = param_ull((*r)->params, (*r)->nparams,
+		    "cpu.time");
+		cnt = param_ull((*r)->params, (*r)->nparams, "block.count");
+		for (i = 0; i < cnt && i < 64; i++) {
+			now.rd += param_idx((*r)->params, (*r)->nparams,
+			    "block", i, "rd.bytes");
+			now.wr += param_idx((*r)->params, (*r)->nparams,
+			    "block", i, "wr.bytes");
+		}
+		cnt = param_ull((*r)->params, (*r)->nparams, "net.count");
+		for (i = 0; i < cnt && i < 64; i++) {
+			now.rx += param_idx((*r)->params, (*r)->nparams,
+			    "net", i, "rx.bytes");
+			now.tx += param_idx((*r)->params, (*r)->nparams,
+			    "net", i, "tx.bytes");
+		}
+		if (virTypedParamsGetUInt((*r)->params, (*r)->nparams,
+		    "vcpu.current", &vcpus) != 1 || vcpus == 0)
+			vcpus = 1;
+		memset(&st, 0, sizeof(st));
+		/* Memory the guest uses: balloon minus unused when the guest
+		 * reports it, else what QEMU holds resident. */
+		v = param_ull((*r)->params, (*r)->nparams, "balloon.unused");
+		if (v != 0)
+			st.mem_used_mb = (param_ull((*r)->params,
+			    (*r)->nparams, "balloon.available") - v) / 1024;
+		else
+			st.mem_used_mb = param_ull((*r)->params,
+			    (*r)->nparams, "balloon.rss") / 1024;
+		s = sample_for(uuid);
+		if (s->seen) {
+			dt = (ts.tv_sec - s->at.tv_sec) +
+			    (ts.tv_nsec - s->at.tv_nsec) / 1e9;
+			if (dt > 0 && now.cpu_ns >= s->cpu_ns)
+				st.cpu_pct = (now.cpu_ns - s->cpu_ns) / 1e7 /
+				    dt / vcpus;
+			st.cpu_pct = (long)(st.cpu_pct * 10 + 0.5) / 10.0;
+			st.disk_rd_bps = rate(now.rd, s->rd, dt);
+			st.disk_wr_bps = rate(now.wr, s->wr, dt);
+			st.net_rx_bps = rate(now.rx, s->rx, dt);
+			st.net_tx_bps = rate(now.tx, s->tx, dt);
+			state_set_stats(uuid, &st);
+		}
+		memcpy(now.uuid, uuid, sizeof(now.uuid));
+		now.at = ts;
+		now.seen = true;
+		*s = now;
+	}
+	virDomainStatsRecordListFree(recs);
+}
+
+void
+virt_stats_watch(int delta)
+{
+	pthread_mutex_lock(&virt_mtx);
+	watchers += delta;
+	if (watchers < 0)
+		watchers = 0;
+	wake_worker_locked();
+	pthread_mutex_unlock(&virt_mtx);
+}
+
+/* ---- worker -------------------------------------------------------------- */
+
+static void
+timespec_add_ms(struct timespec *ts, long ms)
+{
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static void
+escalate_stops(virConnectPtr c)
+{
+	char due[64][37], expired[64][37];
+	size_t i, n = 0, nexp = 0;
+	time_t now = time(NULL);
+	virDomainPtr dom;
+	const char *result;
+
+	pthread_mutex_lock(&virt_mtx);
+	for (i = 0; i < nstops;) {
+		if (stops[i].force_at != 0 && stops[i].force_at <= now) {
+			memcpy(due[n++], stops[i].uuid, 37);
+			stops[i] = stops[--nstops];
+		} else if (stops[i].expire <= now) {
+			/* The guest ignored the button: show its real state. */
+			memcpy(expired[nexp++], stops[i].uuid, 37);
+			stops[i] = stops[--nstops];
+		} else
+			i++;
+	}
+	pthread_mutex_unlock(&virt_mtx);
+	for (i = 0; i < nexp; i++)
+		refresh_one(c, expired[i]);
+	for (i = 0; i < n; i++) {
+		if ((dom = virDomainLookupByUUIDString(c, due[i])) == NULL)
+			continue;
+		if (virDomainIsActive(dom) == 1) {
+			result = virDomainDestroy(dom) == 0 ? "ok" : "failed";
+			log_info("stop timeout: forced off %s: %s",
+			    virDomainGetName(dom), result);
+			audit_log("vmmod", "force-stop (stop timeout)",
+			    virDomainGetName(dom), result);
+		}
+		virDomainFree(dom);
+		refresh_one(c, due[i]);
+	}
+}
+
+/* Earliest stop deadline, or 0.  Called with virt_mtx held. */
+static time_t
+next_stop_deadline(void)
+{
+	time_t t = 0;
+	size_t i;
+
+	for (i = 0; i < nstops; i++) {
+		if (stops[i].force_at != 0 && (t == 0 || stops[i].force_at < t))
+			t = stops[i].force_at;
+		if (t == 0 || stops[i].expire < t)
+			t = stops[i].expire;
+	}
+	return t;
+}
+
+static void *
+worker_main(void *arg)
+{
+	char work[MAX_QUEUE][37];
+	struct timespec deadline, next_stats = { 0, 0 }, now;
+	long backoff = BACKOFF_MIN_MS;
+	virConnectPtr c;
+	size_t i, n;
+	bool connect_now, resync_now, stats_now;
+	time_t stop_at;
+
+	for (;;) {
+		pthread_mutex_lock(&virt_mtx);
+		for (;;) {
+			if (quit)
+				break;
+			clock_gettime(CLOCK_REALTIME, &now);
+			stop_at = next_stop_deadline();
+			if (need_connect || nqueue > 0 || need_resync ||
+			    (stop_at != 0 && stop_at <= now.tv_sec) ||
+			    (watchers > 0 && conn != NULL &&
+			    (now.tv_sec > next_stats.tv_sec ||
+			    (now.tv_sec == next_stats.tv_sec &&
+			    now.tv_nsec >= next_stats.tv_nsec))))
+				break;
+			/* Sleep until work, the next stats tick or stop
+			 * deadline; with nobody watching and no stops, sleep
+			 * until woken: no periodic wake-ups. */
+			if (watchers > 0 && conn != NULL)
+				deadline = next_stats;
+			else
+				deadline.tv_sec = 0;
+			if (stop_at != 0 && (deadline.tv_sec == 0 ||
+			    stop_at < deadline.tv_sec)) {
+				deadline.tv_sec = stop_at;
+				deadline.tv_nsec = 0;
+			}
+			if (deadline.tv_sec != 0)
+				pthread_cond_timedwait(&virt_cond, &virt_mtx,
+				    &deadline);
+			else
+				pthread_cond_wait(&virt_cond, &virt_mtx);
+		}
+		if (quit) {
+			pthread_mutex_unlock(&virt_mtx);
+			break;
+		}
+		connect_now = need_connect;
+		resync_now = need_resync;
+		need_resync = false;
+		n = nqueue;
+		memcpy(work, queue, n * sizeof(queue[0]));
+		nqueue = 0;
+		clock_gettime(CLOCK_REALTIME, &now);
+		stats_now = watchers > 0 && conn != NULL &&
+		    (now.tv_sec > next_stats.tv_sec ||
+		    (now.tv_sec == next_stats.tv_sec &&
+		    now.tv_nsec >= next_stats.tv_nsec));
+		pthread_mutex_unlock(&virt_mtx);
+
+		if (connect_now) {
+			if (try_connect() == 0) {
+				pthread_mutex_lock(&virt_mtx);
+				need_connect = false;
+				pthread_mutex_unlock(&virt_mtx);
+				backoff = BACKOFF_MIN_MS;
+			} else {
+				/* Back off, waking early only to quit. */
+				clock_gettime(CLOCK_REALTIME, &deadline);
+				timespec_add_ms(&deadline, backoff);
+				backoff = backoff * 2 > BACKOFF_MAX_MS ?
+				    BACKOFF_MAX_MS : backoff * 2;
+				pthread_mutex_lock(&virt_mtx);
+				if (!quit)
+					pthread_cond_timedwait(&virt_cond,
+					    &virt_mtx, &deadline);
+				pthread_mutex_unlock(&virt_mtx);
+				continue;
+			}
+		}
+		if ((c = conn_get()) == NULL)
+			continue;
+		if (resync_now)
+			resync(c);
+		for (i = 0; i < n; i++)
+			refresh_one(c, work[i]);
+		escalate_stops(c);
+		if (stats_now) {
+			gather_stats(c);
+			clock_gettime(CLOCK_REALTIME, &next_stats);
+			timespec_add_ms(&next_stats, STATS_INTERVAL_MS);
+		}
+		virConnectClose(c);
+	}
+	return NULL;
+}
+
+int
+virt_init(const struct vmmod_conf *conf)
+{
+	virSetErrorFunc(NULL, virt_quiet);
+	if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
+		log_warnx("%s: cannot initialise libvirt", __func__);
+		return -1;
+	}
+	uri = xstrdup(conf->uri);
+	pool_name = xstrdup(conf->storage_pool ? conf->storage_pool : "");
+	quit = false;
+	need_connect = true;
+	if (pthread_create(&event_tid, NULL, event_main, NULL) != 0 ||
+	    pthread_create(&worker_tid, NULL, worker_main, NULL) != 0) {
+		log_warnx("%s: cannot start threads", __func__);
+		return -1;
+	}
+	return 0;
+}
+
+void
+virt_shutdown(void)
+{
+	pthread_mutex_lock(&virt_mtx);
+	quit = true;
+	pthread_cond_broadcast(&virt_cond);
+	pthread_mutex_unlock(&virt_mtx);
+	pthread_join(worker_tid, NULL);
+	disconnect();
+	__atomic_store_n(&quit, true, __ATOMIC_RELEASE);
+	/* A zero timeout makes the event loop iterate once and see quit. */
+	virEventAddTimeout(0, event_nudge, NULL, NULL);
+	pthread_join(event_tid, NULL);
+	free(uri);
+	free(pool_name);
+	free(samples);
+	samples = NULL;
+	nsamples = 0;
+}
+
+/* ---- actions (HTTP threads) ---------------------------------------------- */
+
+/* Maps a failed libvirt call to an API error without leaking its message. */
+static int
+fail_libvirt(struct api_error *err, const char *what, const char *vm)
+{
+	int code = last_code();
+
+	log_warnx("%s %s: %s", what, vm, last_error());
+	switch (code) {
+	case VIR_ERR_NO_DOMAIN:
+		api_error_set(err, 404, "not_found", "no such VM");
+		break;
+	case VIR_ERR_OPERATION_INVALID:
+		api_error_set(err, 409, "wrong_state",
+		    "the VM is not in a state that allows %s", what);
+		break;
+	case VIR_ERR_NO_CONNECT:
+	case VIR_ERR_RPC:
+	case VIR_ERR_SYSTEM_ERROR:
+	case VIR_ERR_INTERNAL_ERROR:
+		if (!state_connected() || code != VIR_ERR_INTERNAL_ERROR) {
+			api_error_set(err, 503, "libvirtd_down",
+			    "libvirtd is not reachable");
+			break;
+		}
+		/* FALLTHROUGH */
+	default:
+		api_error_set(err, 500, "libvirt_error",
+		    "libvirt could not %s the VM (vmmod's log has details)",
+		    what);
+		break;
+	}
+	return -1;
+}
+
+static virDomainPtr
+lookup(virConnectPtr c, const char *ref, char uuid[37], struct api_error *err)
+{
+	virDomainPtr dom;
+
+	if (state_lookup(ref, uuid) < 0) {
+		api_error_set(err, 404, "not_found", "no such VM");
+		return NULL;
+	}
+	if ((dom = virDomainLookupByUUIDString(c, uuid)) == NULL)
+		fail_libvirt(err, "find", ref);
+	return dom;
+}
+
+static void
+add_stop(const char *uuid, int timeout_s)
+{
+	time_t now = time(NULL);
+	size_t i;
+
+	pthread_mutex_lock(&virt_mtx);
+	for (i = 0; i < nstops; i++)
+		if (strcmp(stops[i].uuid, uuid) == 0)
+			break;
+	if (i == nstops && nstops < nitems(stops))
+		nstops++;
+	if (i < nstops) {
+		memcpy(stops[i].uuid, uuid, 37);
+		stops[i].force_at = timeout_s > 0 ? now + timeout_s : 0;
+		stops[i].expire = now + (timeout_s > 0 ? timeout_s + 60 :
+		    STOP_GRACE_S);
+	}
+	wake_worker_locked();
+	pthread_mutex_unlock(&virt_mtx);
+}
+
+static int
+want_state(virDomainPtr dom, const int *ok, size_t nok, const char *what,
+    struct api_error *err)
+{
+	int st, reason;
+	size_t i;
+
+	if (virDomainGetState(dom, &st, &reason, 0) < 0)
+		return fail_libvirt(err, what, virDomainGetName(dom));
+	for (i = 0; i < nok; i++)
+		if (st == ok[i])
+			return 0;
+	api_error_set(err, 409, "wrong_state", "cannot %s a VM that is %s",
+	    what, vm_state_name(map_state(st, reason)));
+	return -1;
+}
+
+int
+virt_action(const char *ref, enum vm_action act, int timeout_s,
+    json_object **vmp, struct api_error *err)
+{
+	static const int off[] = { VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_CRASHED };
+	static const int on[] = { VIR_DOMAIN_RUNNING, VIR_DOMAIN_BLOCKED,
+		VIR_DOMAIN_PAUSED, VIR_DOMAIN_SHUTDOWN, VIR_DOMAIN_PMSUSPENDED };
+	static const int running[] = { VIR_DOMAIN_RUNNING, VIR_DOMAIN_BLOCKED };
+	static const int paused[] = { VIR_DOMAIN_PAUSED };
+	const char *what = vm_action_name(act);
+	virConnectPtr c;
+	virDomainPtr dom = NULL;
+	char uuid[37];
+	int ret = -1, r = -1;
+
+	if (vmp != NULL)
+		*vmp = NULL;
+	if ((c = conn_get()) == NULL) {
+		api_error_set(err, 503, "libvirtd_down",
+		    "libvirtd is not reachable");
+		return -1;
+	}
+	if ((dom = lookup(c, ref, uuid, err)) == NULL)
+		goto done;
+	switch (act) {
+	case ACT_START:
+		if (want_state(dom, off, nitems(off), what, err) < 0)
+			goto done;
+		forget_stop(uuid);
+		r = virDomainCreate(dom);
+		break;
+	case ACT_STOP:
+		if (want_state(dom, running, nitems(running), what, err) < 0)
+			goto done;
+		r = virDomainShutdownFlags(dom,
+		    VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN);
+		if (r == 0)
+			add_stop(uuid, timeout_s);
+		break;
+	case ACT_FORCE_STOP:
+		if (want_state(dom, on, nitems(on), what, err) < 0)
+			goto done;
+		forget_stop(uuid);
+		r = virDomainDestroy(dom);
+		break;
+	case ACT_RESTART:
+		if (want_state(dom, running, nitems(running), what, err) < 0)
+			goto done;
+		r = virDomainReboot(dom, VIR_DOMAIN_REBOOT_ACPI_POWER_BTN);
+		break;
+	case ACT_PAUSE:
+		if (want_state(dom, running, nitems(running), what, err) < 0)
+			goto done;
+		r = virDomainSuspend(dom);
+		break;
+	case ACT_RESUME:
+		if (want_state(dom, paused, nitems(paused), what, err) < 0)
+			goto done;
+		r = virDomainResume(dom);
+		break;
+	}
+	if (r < 0) {
+		fail_libvirt(err, what, ref);
+		goto done;
+	}
+	refresh_one(c, uuid);
+	if (vmp != NULL)
+		*vmp = state_vm_json(uuid);
+	ret = 0;
+done:
+	if (dom != NULL)
+		virDomainFree(dom);
+	virConnectClose(c);
+	return ret;
+}
+
+int
+virt_set_autostart(const char *ref, bool on, json_object **vmp,
+    struct api_error *err)
+{
+	virConnectPtr c;
+	virDomainPtr dom;
+	char uuid[37];
+	int ret = -1;
+
+	if (vmp != NULL)
+		*vmp = NULL;
+	if ((c = conn_get()) == NULL) {
+		api_error_set(err, 503, "libvirtd_down",
+		    "libvirtd is not reachable");
+		return -1;
+	}
+	if ((dom = lookup(c, ref, uuid, err)) == NULL)
+		goto done;
+	if (virDomainIsPersistent(dom) != 1) {
+		api_error_set(err, 409, "wrong_state",
+		    "a transient VM cannot autostart");
+	} else if (virDomainSetAutostart(dom, on) < 0) {
+		fail_libvirt(err, "set autostart for", ref);
+	} else {
+		/* libvirt emits no event for autostart: refresh ourselves. */
+		refresh_one(c, uuid);
+		if (vmp != NULL)
+			*vmp = state_vm_json(uuid);
+		ret = 0;
+	}
+	virDomainFree(dom);
+done:
+	virConnectClose(c);
+	return ret;
+}
+
+/* Deletes the volumes of `paths` that live in our pool; others are kept. */
+static void
+delete_pool_volumes(virConnectPtr c, char **paths, const char *vm)
+{
+	virStorageVolPtr vol;
+	virStoragePoolPtr pool;
+	const char *pname;
+	size_t i;
+
+	for (i = 0; paths[i] != NULL; i++) {
+		if ((vol = virStorageVolLookupByPath(c, paths[i])) == NULL) {
+			log_info("delete %s: keeping %s (not a pool volume)",
+			    vm, paths[i]);
+			continue;
+		}
+		pool = virStoragePoolLookupByVolume(vol);
+		pname = pool != NULL ? virStoragePoolGetName(pool) : NULL;
+		if (pname != NULL && pool_name[0] != '\0' &&
+		    strcmp(pname, pool_name) == 0) {
+			if (virStorageVolDelete(vol, 0) < 0)
+				log_warnx("delete %s: volume %s: %s", vm,
+				    paths[i], last_error());
+			else
+				log_info("delete %s: removed volume %s", vm,
+				    paths[i]);
+		} else
+			log_info("delete %s: keeping %s (pool %s is not ours)",
+			    vm, paths[i], pname ? pname : "?");
+		if (pool != NULL)
+			virStoragePoolFree(pool);
+		virStorageVolFree(vol);
+	}
+}
+
+int
+virt_delete(const char *ref, bool remove_disk, bool force,
+    struct api_error *err)
+{
+	virConnectPtr c;
+	virDomainPtr dom = NULL;
+	char uuid[37], *xml = NULL, **disks = NULL;
+	int active, persistent, ret = -1;
+
+	if ((c = conn_get()) == NULL) {
+		api_error_set(err, 503, "libvirtd_down",
+		    "libvirtd is not reachable");
+		return -1;
+	}
+	if ((dom = lookup(c, ref, uuid, err)) == NULL)
+		goto done;
+	active = virDomainIsActive(dom);
+	persistent = virDomainIsPersistent(dom);
+	if (active == 1 && !force) {
+		api_error_set(err, 409, "wrong_state",
+		    "the VM is running; stop it first or pass force=true");
+		goto done;
+	}
+	if (remove_disk && (xml = virDomainGetXMLDesc(dom, 0)) != NULL)
+		disks = domparse_disks(xml);
+	if (active == 1 && virDomainDestroy(dom) < 0) {
+		fail_libvirt(err, "force off", ref);
+		goto done;
+	}
+	if (persistent == 1 && virDomainUndefineFlags(dom,
+	    VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+	    VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+	    VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA) < 0 &&
+	    virDomainUndefine(dom) < 0) {
+		fail_libvirt(err, "delete", ref);
+		goto done;
+	}
+	if (disks != NULL)
+		delete_pool_volumes(c, disks, ref);
+	forget_stop(uuid);
+	refresh_one(c, uuid);
+	ret = 0;
+done:
+	strv_free(disks);
+	free(xml);
+	if (dom != NULL)
+		virDomainFree(dom);
+	virConnectClose(c);
+	return ret;
+}

@@ -1,0 +1,273 @@
+/*
+ * vmmod: main.  Reads the configuration (file, then command-line flags),
+ * decides KVM or TCG by probing, starts the libvirt side (virt.c) and the
+ * HTTP side (http.c), tells systemd it is ready, then waits for signals:
+ * SIGHUP re-reads the configuration, SIGTERM/SIGINT stop cleanly.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "vmmod.h"
+
+#define DEFAULT_CONF SYSCONFDIR "/vmmod/vmmod.conf"
+
+/* Command-line values win over the file, also after a reload. */
+struct cli {
+	const char *uri, *listen, *socket, *token_file, *data_dir, *templates;
+	const char *web_root, *accel;
+};
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: vmmod [-dn] [-f FILE] [--uri URI] [--listen HOST:PORT]\n"
+	    "             [--socket PATH] [--token-file PATH] [--data-dir DIR]\n"
+	    "             [--templates DIR] [--web-root DIR] [--accel auto|kvm|tcg]\n"
+	    "\n"
+	    "The Guardian VMs daemon: a JSON API over libvirt for the Guardian\n"
+	    "dashboard and guardian-vm-setup.  See vmmod(8) and vmmod.conf(5).\n"
+	    "\n"
+	    "  -f FILE            configuration file (default " DEFAULT_CONF ")\n"
+	    "  -n                 check the configuration and exit\n"
+	    "  -d                 stay in the foreground with debug logging\n"
+	    "  --uri URI          libvirt URI (default qemu:///system)\n"
+	    "  --listen HOST:PORT also listen on TCP (bearer token needed)\n"
+	    "  --socket PATH      Unix socket path\n"
+	    "  --token-file PATH  bearer token file (created 0600 if missing)\n"
+	    "  --data-dir DIR     state directory\n"
+	    "  --templates DIR    template catalog directory\n"
+	    "  --web-root DIR     web assets directory\n"
+	    "  --accel MODE       auto (probe KVM), kvm or tcg\n"
+	    "  -h, --help         this text;  -V, --version  the version\n");
+}
+
+static void
+set_str(char **dst, const char *val)
+{
+	if (val == NULL)
+		return;
+	free(*dst);
+	*dst = val[0] != '\0' ? xstrdup(val) : NULL;
+}
+
+static int
+apply_cli(struct vmmod_conf *conf, const struct cli *cli)
+{
+	set_str(&conf->uri, cli->uri);
+	set_str(&conf->listen, cli->listen);
+	set_str(&conf->socket_path, cli->socket);
+	set_str(&conf->token_file, cli->token_file);
+	set_str(&conf->data_dir, cli->data_dir);
+	set_str(&conf->templates_dir, cli->templates);
+	set_str(&conf->web_root, cli->web_root);
+	if (cli->accel == NULL)
+		return 0;
+	if (strcmp(cli->accel, "auto") == 0)
+		conf->accel = ACCEL_AUTO;
+	else if (strcmp(cli->accel, "kvm") == 0)
+		conf->accel = ACCEL_KVM;
+	else if (strcmp(cli->accel, "tcg") == 0)
+		conf->accel = ACCEL_TCG;
+	else {
+		log_warnx("--accel: expected auto, kvm or tcg, not \"%s\"",
+		    cli->accel);
+		return -1;
+	}
+	return 0;
+}
+
+/* Loads defaults, then the file (if given or present), then the flags. */
+static int
+load_conf(struct vmmod_conf *conf, const char *file, bool explicit_file,
+    const struct cli *cli)
+{
+	char *err = NULL;
+
+	conf_init(conf);
+	if (explicit_file || access(file, F_OK) == 0) {
+		if (conf_load(conf, file, &err) < 0) {
+			log_warnx("%s", err ? err : "configuration error");
+			free(err);
+			conf_clear(conf);
+			return -1;
+		}
+	}
+	if (apply_cli(conf, cli) < 0) {
+		conf_clear(conf);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *
+host_arch(void)
+{
+	static struct utsname u;
+
+	if (uname(&u) == 0 && strcmp(u.machine, "aarch64") == 0)
+		return "aarch64";
+	if (strcmp(u.machine, "x86_64") == 0)
+		return "x86_64";
+	return u.machine;
+}
+
+int
+main(int argc, char *argv[])
+{
+	enum { O_URI = 256, O_LISTEN, O_SOCKET, O_TOKEN, O_DATA, O_TEMPLATES,
+		O_WEB, O_ACCEL };
+	static const struct option longopts[] = {
+		{ "uri", required_argument, NULL, O_URI },
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "socket", required_argument, NULL, O_SOCKET },
+		{ "token-file", required_argument, NULL, O_TOKEN },
+		{ "data-dir", required_argument, NULL, O_DATA },
+		{ "templates", required_argument, NULL, O_TEMPLATES },
+		{ "web-root", required_argument, NULL, O_WEB },
+		{ "accel", required_argument, NULL, O_ACCEL },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct vmmod_conf conf, next;
+	struct host_facts host;
+	struct cli cli = { 0 };
+	struct sysinfo si;
+	const char *file = DEFAULT_CONF;
+	char *why = NULL;
+	enum accel_mode accel;
+	bool explicit_file = false, check_only = false;
+	int ch, debug = 0, sig;
+	sigset_t set;
+
+	log_init("vmmod", 0);
+	while ((ch = getopt_long(argc, argv, "df:nhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			debug = 1;
+			break;
+		case 'f':
+			file = optarg;
+			explicit_file = true;
+			break;
+		case 'n':
+			check_only = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("vmmod %s\n", VMMOD_VERSION);
+			return 0;
+		case O_URI: cli.uri = optarg; break;
+		case O_LISTEN: cli.listen = optarg; break;
+		case O_SOCKET: cli.socket = optarg; break;
+		case O_TOKEN: cli.token_file = optarg; break;
+		case O_DATA: cli.data_dir = optarg; break;
+		case O_TEMPLATES: cli.templates = optarg; break;
+		case O_WEB: cli.web_root = optarg; break;
+		case O_ACCEL: cli.accel = optarg; break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (load_conf(&conf, file, explicit_file, &cli) < 0)
+		return 1;
+	if (debug)
+		conf.debug = 1;
+	log_init("vmmod", conf.debug);
+	if (check_only) {
+		printf("configuration OK\n");
+		conf_clear(&conf);
+		return 0;
+	}
+
+	/* Every thread inherits this mask; only main takes these signals. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	memset(&host, 0, sizeof(host));
+	host.arch = host_arch();
+	accel = conf.accel;
+	if (accel == ACCEL_AUTO)
+		accel = kvmprobe_run("/dev/kvm", 2000, &why);
+	if (accel == ACCEL_KVM) {
+		host.accel = "kvm";
+	} else {
+		host.accel = "tcg";
+		host.accel_why = why != NULL ? why : "accel = tcg in the configuration";
+		log_warnx("KVM not usable (%s): VMs run under TCG emulation, "
+		    "much slower", host.accel_why);
+	}
+	if (sysinfo(&si) == 0)
+		host.ram_total_mb = (unsigned long)(si.totalram / 1048576 *
+		    si.mem_unit);
+	/* Guardian itself needs ~2 GB; the rest is the VM budget. */
+	host.ram_budget_mb = conf.ram_budget_mb ? conf.ram_budget_mb :
+	    (host.ram_total_mb > 2048 ? host.ram_total_mb - 2048 : 0);
+	host.xen = WITH_XEN;
+
+	if (audit_open(conf.audit_log) < 0)
+		return 1;
+	state_init(&conf, &host);
+	if (virt_init(&conf) < 0)
+		return 1;
+	if (http_start(&conf) < 0) {
+		virt_shutdown();
+		return 1;
+	}
+	sd_notify(0, "READY=1\nSTATUS=serving");
+	log_info("vmmod %s ready (%s, %s)", VMMOD_VERSION, host.arch,
+	    host.accel);
+
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			break;
+		sd_notify(0, "RELOADING=1");
+		if (load_conf(&next, file, explicit_file, &cli) == 0) {
+			if (debug)
+				next.debug = 1;
+			log_setverbose(next.debug);
+			audit_close();
+			audit_open(next.audit_log);
+			state_init(&next, &host);
+			/* XXX listeners, URI and token stay as they were
+			 * until restart. */
+			conf_clear(&conf);
+			conf = next;
+			log_info("configuration reloaded");
+		} else
+			log_warnx("reload failed; keeping the old configuration");
+		sd_notify(0, "READY=1");
+	}
+	log_info("stopping on signal %d", sig);
+	sd_notify(0, "STOPPING=1");
+	http_stop();
+	virt_shutdown();
+	state_free();
+	audit_close();
+	conf_clear(&conf);
+	free(why);
+	return 0;
+}

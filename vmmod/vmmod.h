@@ -1,0 +1,239 @@
+/*
+ * vmmod: the Guardian VMs daemon.  One header for the whole program; the
+ * prototypes are grouped by the file that defines them.  Threads: libvirt's
+ * default event loop runs on its own thread (virt.c) and owns the domain
+ * table (state.c, guarded by one mutex); libmicrohttpd's threads (http.c)
+ * only read snapshots and call libvirt directly for actions (a virConnect is
+ * thread-safe).  json-c objects are never shared between threads.
+ */
+#ifndef VMMOD_H
+#define VMMOD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "common.h"
+#include "spec.h"
+
+#define VMMOD_VERSION "0.1.0"
+#define API_MAX_BODY (64 * 1024)
+
+/* An error for an API caller: HTTP status, machine code, human message. */
+struct api_error {
+	int status;		/* 400, 404, 409, 503, ... */
+	const char *code;	/* "invalid_name", "not_found", "wrong_state", ... */
+	char msg[256];		/* never holds a libvirt message with host paths */
+};
+void api_error_set(struct api_error *, int status, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* conf.c: /etc/vmmod/vmmod.conf (key = value) and CLI overrides */
+enum accel_mode { ACCEL_AUTO, ACCEL_KVM, ACCEL_TCG };
+struct vmmod_conf {
+	char		*uri;		/* libvirt URI, default qemu:///system */
+	char		*listen;	/* "HOST:PORT" TCP listener or NULL (off) */
+	char		*socket_path;	/* Unix socket, default /run/vmmod/vmmod.sock */
+	char		*socket_group;	/* group owning the socket, or NULL */
+	int		 socket_mode;	/* default 0660 */
+	char		*token_file;	/* bearer token, created 0600 if missing */
+	char		*data_dir;	/* /var/lib/vmmod: jobs, pins, nvram */
+	char		*templates_dir;	/* template catalog */
+	char		*web_root;	/* web-assets */
+	char		*lease_file;	/* dnsmasq lease file */
+	char		*reservations_dir; /* dnsmasq dhcp-hostsdir we write */
+	char		*audit_log;	/* path, or NULL for the daemon log */
+	char		*allowed_origins; /* space separated, for state changes */
+	char		*storage_pool;	/* libvirt pool our disks live in */
+	char		*bridge;	/* default br0 */
+	enum accel_mode	 accel;
+	unsigned	 max_conns;
+	unsigned	 max_conns_per_ip;
+	unsigned	 conn_timeout_s;
+	unsigned	 ram_budget_mb;	/* 0: derive from host RAM */
+	int		 debug;
+};
+void conf_init(struct vmmod_conf *);			/* defaults */
+void conf_clear(struct vmmod_conf *);			/* frees strings */
+int conf_parse(struct vmmod_conf *, const char *text, const char *name,
+    char **errp);					/* errp: "FILE:LINE: why" */
+int conf_load(struct vmmod_conf *, const char *path, char **errp);
+/* One key as in the file (CLI overrides); errp: "why", no FILE:LINE. */
+int conf_set(struct vmmod_conf *, const char *key, const char *value,
+    char **errp);
+char *conf_dump(const struct vmmod_conf *);		/* parseable; caller frees */
+
+/* kvmprobe.c: does KVM really run a guest instruction? (child process, timeout) */
+enum accel_mode kvmprobe_run(const char *devpath, int timeout_ms, char **whyp);
+
+/* leases.c: dnsmasq lease file and our reservations → MAC to IP */
+struct lease_map;
+struct lease_map *leases_load(const char *lease_file, const char *reservations_dir);
+const char *leases_ip_for_mac(const struct lease_map *, const char *mac);
+void leases_free(struct lease_map *);
+
+/* state.c: the in-memory domain table, kept by virt.c from libvirt events */
+enum vm_state {
+	VS_UNKNOWN, VS_RUNNING, VS_PAUSED, VS_SHUTOFF, VS_SHUTTING_DOWN,
+	VS_CRASHED, VS_PMSUSPENDED, VS_STARTING
+};
+/* What virt.c and domparse.c learn about one domain. */
+struct vm_facts {
+	char		 uuid[37];
+	char		*name;
+	char		*title;
+	char		*mac;		/* first NIC, lower case */
+	char		*template_id;	/* from our <metadata>, NULL if outside */
+	unsigned	 web_port;	/* template's web UI port, 0 = none */
+	char		*web_scheme;	/* "http" or "https" */
+	enum vm_state	 state;
+	unsigned	 vcpus;
+	unsigned long	 memory_mb;
+	bool		 autostart;
+	bool		 persistent;
+	bool		 has_vnc;
+	bool		 has_serial;
+};
+struct vm_stats {
+	double		 cpu_pct;
+	unsigned long	 mem_used_mb;
+	uint64_t	 disk_rd_bps, disk_wr_bps, net_rx_bps, net_tx_bps;
+};
+void vm_facts_clear(struct vm_facts *);
+const char *vm_state_name(enum vm_state);
+struct host_facts {
+	const char	*arch;		/* "aarch64", "x86_64" */
+	const char	*accel;		/* "kvm", "tcg" */
+	const char	*accel_why;	/* why not KVM, or NULL */
+	unsigned long	 ram_total_mb;
+	unsigned long	 ram_budget_mb;
+	bool		 xen;
+};
+void state_init(const struct vmmod_conf *, const struct host_facts *);
+void state_free(void);
+/* Writers (the libvirt worker): each publishes an SSE event on change. */
+void state_put(const struct vm_facts *);	/* copies the facts */
+void state_remove(const char *uuid);
+void state_replace_all(const struct vm_facts *, size_t n);	/* resync */
+void state_set_connected(bool);
+void state_set_stats(const char *uuid, const struct vm_stats *);
+/* Snapshots built under the table lock; the caller owns the result. */
+json_object *state_vms_json(void);			/* {"vms":[VM...]} */
+json_object *state_vm_json(const char *ref);		/* VM, NULL if none */
+json_object *state_status_json(void);			/* /api/vms/status */
+json_object *state_host_json(void);			/* /api/host */
+/* Resolves a route's {name}: exact domain name first, then UUID. */
+int state_lookup(const char *ref, char uuid[37]);
+bool state_connected(void);
+void state_counts(unsigned counts[VS_STARTING + 1]);	/* VMs by state, /metrics */
+
+/*
+ * events.c: a bounded ring of serialized SSE events, fanned out to watchers.
+ * A waker runs with the watch list locked: it must not call events_watch or
+ * events_unwatch, and should only resume a connection.
+ */
+uint64_t events_publish(const char *type, json_object *data);
+/*
+ * Copies the next event after *seqp into a malloc'd SSE text block and
+ * advances *seqp.  Returns its length, 0 when nothing newer exists yet, -1
+ * when the client fell behind the ring (it should re-read the list).
+ */
+ssize_t events_next(uint64_t *seqp, char **outp);
+uint64_t events_last(void);
+int events_watch(void (*wake)(void *), void *arg);	/* returns a watch id */
+void events_unwatch(int id);
+
+/* domparse.c: facts from a domain's XML description (pure) */
+
+int domparse_facts(const char *xml, struct vm_facts *);
+/* File paths of the domain's disks (NULL-terminated, free with strv_free). */
+char **domparse_disks(const char *xml);
+void strv_free(char **);
+
+/* virt.c: the only file that includes libvirt */
+enum vm_action {
+	ACT_START, ACT_STOP, ACT_FORCE_STOP, ACT_RESTART, ACT_PAUSE,
+	ACT_RESUME
+};
+const char *vm_action_name(enum vm_action);
+int virt_init(const struct vmmod_conf *);		/* event thread + connect */
+void virt_shutdown(void);
+/* On success *vmp (may be NULL) gets the VM object after the action. */
+int virt_action(const char *ref, enum vm_action, int timeout_s,
+    json_object **vmp, struct api_error *);
+int virt_set_autostart(const char *ref, bool on, json_object **vmp,
+    struct api_error *);
+int virt_delete(const char *ref, bool remove_disk, bool force,
+    struct api_error *);
+/* Stats are gathered only while someone watches (SSE clients). */
+void virt_stats_watch(int delta);
+unsigned long virt_reconnects(void);
+
+/* api.c: the router and handlers; knows nothing of libmicrohttpd */
+#define API_MAX_SEGS 8
+enum api_method { AM_GET = 1, AM_POST = 2, AM_PUT = 4, AM_DELETE = 8 };
+/* Route flags */
+#define API_NOAUTH 0x1	/* answered without credentials on TCP */
+#define API_LIBVIRT 0x2 /* 503 libvirtd_down while disconnected */
+struct api_request {
+	unsigned	 method;	/* one AM_* bit; HEAD is AM_GET */
+	char		*seg[API_MAX_SEGS]; /* percent-decoded path segments */
+	int		 nseg;
+	const char	*(*arg)(void *, const char *); /* query argument or NULL */
+	void		*arg_cls;
+	const char	*content_type;
+	const char	*body;		/* body_len bytes, not NUL-terminated */
+	size_t		 body_len;
+	const char	*peer;		/* "uid:N" or an address, for audit */
+	const char	*session;	/* session cookie value or NULL */
+};
+struct api_response {
+	int		 status;
+	json_object	*json;		/* owned; serialized by http.c */
+	char		*text;		/* owned; used when json is NULL */
+	const char	*content_type;	/* with text */
+	unsigned	 allow;		/* 405: AM_* bits the path has */
+	char		*set_cookie;	/* owned, or NULL */
+	bool		 events;	/* stream SSE instead of a body */
+};
+unsigned api_method_bit(const char *);
+/* Route index for the request (-1: none), its allowed methods in *allowp. */
+int api_route(const struct api_request *, unsigned *allowp);
+const char *api_route_pattern(int route);		/* metrics label */
+unsigned api_route_flags(int route);
+void api_handle(const struct api_request *, int route, struct api_response *);
+void api_response_error(struct api_response *, const struct api_error *);
+void api_response_clear(struct api_response *);
+int api_name_check(const char *, struct api_error *);
+/* Empty body: 0 and *objp NULL.  Not a JSON object: -1 and *err set. */
+int api_body_parse(const char *ctype, const char *body, size_t len,
+    json_object **objp, struct api_error *);
+void api_metrics_observe(int route, int status, double seconds);
+char *api_metrics_text(const unsigned counts[VS_STARTING + 1],
+    unsigned long reconnects, unsigned sse_clients);
+
+/* http.c: libmicrohttpd listeners, auth, limits, routing to api.c */
+int http_start(const struct vmmod_conf *);
+void http_stop(void);
+int http_token_load(const char *path);	/* creates it (0600) if missing */
+/* POST /api/login: a new session's Set-Cookie value, NULL on a bad token. */
+char *http_session_login(const char *token);
+char *http_session_logout(const char *id);	/* the clearing Set-Cookie */
+bool http_session_valid(const char *id);
+unsigned http_sse_clients(void);
+/* Pure helpers, exported for the unit tests. */
+bool http_origin_ok(const char *origin, const char *host, const char *allowed);
+const char *http_bearer(const char *authorization);
+int http_listen_parse(const char *spec, char **hostp, char **portp);
+int http_split_path(char *path, char *seg[API_MAX_SEGS]);
+
+/* audit.c: one line per state change */
+int audit_open(const char *path);
+void audit_log(const char *peer, const char *action, const char *vm,
+    const char *result);
+void audit_close(void);
+
+#endif
