@@ -769,7 +769,7 @@ spec_json_net(struct vm_spec *spec, struct json_object *root, char **errp)
 	if (spec_json_object(root, "network", &o, errp) == -1)
 		return -1;
 	if (o == NULL)
-		return spec_err(errp, "network: required");
+		return 0; /* vm_spec_validate: "network.mac: required" */
 	if (spec_json_keys(o, "network", keys, nitems(keys), errp) == -1 ||
 	    spec_json_string(o, "network", "bridge", &spec->bridge, errp) ==
 		-1 ||
