@@ -1,0 +1,1081 @@
+/*
+ * The HTTP side of vmmod: the only file that includes libmicrohttpd.  Two
+ * listeners, each its own MHD daemon with a small thread pool on epoll: the
+ * Unix socket (trusted by its file mode and group: the Guardian blueprint,
+ * the installer, tests) and an optional TCP one that wants a bearer token or
+ * the session cookie of POST /api/login.  A request's path is split into
+ * percent-decoded segments here (from the raw URI, so "%2F" stays inside its
+ * segment) and handed to api.c, whose answer becomes the MHD response.
+ *
+ * Server-sent events: a chunked response whose reader copies blocks from the
+ * event ring; when there is nothing to send the connection is suspended, and
+ * the ring's watch callback or the keepalive timer resumes it, so an idle
+ * stream costs no thread and no wake-ups.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
+
+#include "vmmod.h"
+
+#define COOKIE_NAME "vmmod_session"
+#define SESSION_MAX 32
+#define SESSION_TTL (12 * 3600)
+#define SSE_KEEPALIVE_S 25
+#define DISCARD_MAX (1024 * 1024) /* of an oversized chunked body, then close */
+#define TOKEN_BYTES 32
+
+/* JSON answers are never cached or sniffed; no page may frame them. */
+#define CSP_API "default-src 'none'; frame-ancestors 'none'"
+
+struct listener {
+	struct MHD_Daemon *d;
+	int fd;
+	bool tcp; /* needs credentials */
+	char *path; /* Unix socket to unlink on stop */
+};
+
+struct req {
+	char *uri; /* raw, before percent-decoding */
+	bool started, answered, cookie_auth;
+	struct timespec t0;
+	int route;
+	char *body;
+	size_t len, discarded;
+	bool too_big;
+	char peer[INET6_ADDRSTRLEN + 8];
+	char session[2 * TOKEN_BYTES + 1];
+};
+
+struct sse {
+	pthread_mutex_t mtx;
+	struct MHD_Connection *conn;
+	struct sse *next;
+	uint64_t seq;
+	int watch;
+	char *buf; /* block being sent */
+	size_t len, off;
+	/* under mtx */
+	bool suspended, pending, keepalive, closing;
+};
+
+struct session {
+	char id[2 * TOKEN_BYTES + 1];
+	time_t expires;
+};
+
+static struct listener listeners[2];
+static char *allowed_origins;
+static unsigned char token_digest[32];
+static bool token_loaded;
+
+static pthread_mutex_t sess_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct session sessions[SESSION_MAX];
+
+/* The SSE list and the keepalive thread. */
+static pthread_mutex_t sse_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sse_cond = PTHREAD_COND_INITIALIZER;
+static struct sse *sse_head;
+static unsigned sse_count;
+static bool sse_stopping, ka_running;
+static pthread_t ka_thread;
+
+/* ---- pure helpers ------------------------------------------------------- */
+
+const char *
+http_bearer(const char *authz)
+{
+	if (authz == NULL || strncasecmp(authz, "Bearer ", 7) != 0)
+		return NULL;
+	authz += 7;
+	while (*authz == ' ')
+		authz++;
+	return *authz != '\0' ? authz : NULL;
+}
+
+/*
+ * A state change by cookie must come from our own origin (the Host the
+ * browser talked to) or one listed in allowed_origins.
+ */
+bool
+http_origin_ok(const char *origin, const char *host, const char *allowed)
+{
+	const char *p, *end;
+	size_t n;
+
+	if (origin == NULL || *origin == '\0' || strcmp(origin, "null") == 0)
+		return false;
+	if (host != NULL && *host != '\0') {
+		if (str_has_prefix(origin, "http://") &&
+		    strcmp(origin + 7, host) == 0)
+			return true;
+		if (str_has_prefix(origin, "https://") &&
+		    strcmp(origin + 8, host) == 0)
+			return true;
+	}
+	n = strlen(origin);
+	for (p = allowed; p != NULL && *p != '\0'; p = end) {
+		p += strspn(p, " \t,");
+		end = p + strcspn(p, " \t,");
+		if ((size_t)(end - p) == n && n > 0 &&
+		    strncmp(p, origin, n) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* "HOST:PORT", "[V6ADDR]:PORT" or ":PORT" (loopback) into malloc'd parts. */
+int
+http_listen_parse(const char *spec, char **hostp, char **portp)
+{
+	const char *colon, *host = spec, *end;
+	char *e;
+	long port;
+
+	*hostp = *portp = NULL;
+	if (spec == NULL)
+		return -1;
+	if (*spec == '[') {
+		if ((end = strchr(spec, ']')) == NULL || end[1] != ':')
+			return -1;
+		host = spec + 1;
+		colon = end + 1;
+	} else {
+		if ((colon = strrchr(spec, ':')) == NULL ||
+		    memchr(spec, ':', colon - spec) != NULL)
+			return -1;
+		end = colon;
+	}
+	errno = 0;
+	port = strtol(colon + 1, &e, 10);
+	if (colon[1] < '0' || colon[1] > '9' || *e != '\0' || errno != 0 ||
+	    port < 1 || port > 65535)
+		return -1;
+	*hostp = end > host ? xstrndup(host, end - host) : xstrdup("127.0.0.1");
+	*portp = xstrdup(colon + 1);
+	return 0;
+}
+
+/*
+ * Splits "/a/b%2Fc/d" into percent-decoded segments {"a", "b/c", "d"} in
+ * place; the query string is cut off.  A decoded NUL becomes 0x01 so the
+ * name check refuses it as a control character instead of truncating.
+ * Returns the number of segments, -1 if there are too many.
+ */
+int
+http_split_path(char *path, char *seg[API_MAX_SEGS])
+{
+	char *p, *q;
+	size_t n, i;
+	int nseg = 0;
+
+	path[strcspn(path, "?#")] = '\0';
+	if (*path != '/')
+		return -1;
+	if (path[1] == '\0')
+		return 0;
+	for (p = path + 1; p != NULL; p = q) {
+		if ((q = strchr(p, '/')) != NULL)
+			*q++ = '\0';
+		if (nseg == API_MAX_SEGS)
+			return -1;
+		n = MHD_http_unescape(p);
+		for (i = 0; i < n; i++)
+			if (p[i] == '\0')
+				p[i] = '\x01';
+		seg[nseg++] = p;
+	}
+	return nseg;
+}
+
+/* ---- token and sessions ------------------------------------------------- */
+
+static void
+hex_encode(const unsigned char *in, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
+static int
+random_hex(char out[2 * TOKEN_BYTES + 1])
+{
+	unsigned char raw[TOKEN_BYTES];
+
+	if (gnutls_rnd(GNUTLS_RND_KEY, raw, sizeof(raw)) != 0) {
+		log_warnx("%s: gnutls_rnd failed", __func__);
+		return -1;
+	}
+	hex_encode(raw, sizeof(raw), out);
+	gnutls_memset(raw, 0, sizeof(raw));
+	return 0;
+}
+
+int
+http_token_load(const char *path)
+{
+	char fresh[2 * TOKEN_BYTES + 2], *buf;
+	struct stat st;
+	size_t len, skip;
+
+	if ((buf = read_file(path, 4096, &len)) == NULL) {
+		if (errno != ENOENT) {
+			log_warn("%s: %s", __func__, path);
+			return -1;
+		}
+		if (random_hex(fresh) == -1)
+			return -1;
+		strcat(fresh, "\n");
+		if (write_file_atomic(path, fresh, strlen(fresh), 0600) == -1) {
+			log_warn("%s: %s", __func__, path);
+			return -1;
+		}
+		log_info("created API token file %s", path);
+		buf = xstrdup(fresh);
+		len = strlen(buf);
+	} else if (stat(path, &st) == 0 && (st.st_mode & 077) != 0) {
+		log_warnx("%s: %s is readable by others (mode %04o)", __func__,
+		    path, (unsigned)(st.st_mode & 07777));
+	}
+	/* hand-edited files: surrounding whitespace is not part of it */
+	while (len > 0 && strchr(" \t\r\n", buf[len - 1]) != NULL)
+		buf[--len] = '\0';
+	skip = strspn(buf, " \t\r\n");
+	memmove(buf, buf + skip, len - skip + 1);
+	len -= skip;
+	if (len < 16) {
+		log_warnx("%s: %s: token too short", __func__, path);
+		free(buf);
+		return -1;
+	}
+	gnutls_hash_fast(GNUTLS_DIG_SHA256, buf, len, token_digest);
+	gnutls_memset(buf, 0, len);
+	free(buf);
+	token_loaded = true;
+	return 0;
+}
+
+/* Compares digests so neither the token's bytes nor its length leak. */
+static bool
+token_ok(const char *tok)
+{
+	unsigned char d[32];
+
+	if (!token_loaded || tok == NULL)
+		return false;
+	gnutls_hash_fast(GNUTLS_DIG_SHA256, tok, strlen(tok), d);
+	return gnutls_memcmp(d, token_digest, sizeof(d)) == 0;
+}
+
+static char *
+session_cookie(const char *id, int max_age)
+{
+	char *c;
+
+	xasprintf(&c,
+	    COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict; "
+			"Max-Age=%d",
+	    id, max_age);
+	return c;
+}
+
+char *
+http_session_login(const char *token)
+{
+	struct session *s = &sessions[0];
+	time_t now = time(NULL);
+	char id[sizeof(s->id)];
+	int i;
+
+	if (!token_ok(token) || random_hex(id) == -1)
+		return NULL;
+	pthread_mutex_lock(&sess_mtx);
+	/* a free or expired slot, else the one closest to expiry */
+	for (i = 0; i < SESSION_MAX; i++) {
+		if (sessions[i].expires <= now) {
+			s = &sessions[i];
+			break;
+		}
+		if (sessions[i].expires < s->expires)
+			s = &sessions[i];
+	}
+	memcpy(s->id, id, sizeof(s->id));
+	s->expires = now + SESSION_TTL;
+	pthread_mutex_unlock(&sess_mtx);
+	return session_cookie(id, SESSION_TTL);
+}
+
+static struct session *
+session_find(const char *id)
+{
+	time_t now = time(NULL);
+	int i;
+
+	if (id == NULL || strlen(id) != 2 * TOKEN_BYTES)
+		return NULL;
+	for (i = 0; i < SESSION_MAX; i++)
+		if (sessions[i].expires > now &&
+		    gnutls_memcmp(sessions[i].id, id, 2 * TOKEN_BYTES) == 0)
+			return &sessions[i];
+	return NULL;
+}
+
+bool
+http_session_valid(const char *id)
+{
+	bool ok;
+
+	pthread_mutex_lock(&sess_mtx);
+	ok = session_find(id) != NULL;
+	pthread_mutex_unlock(&sess_mtx);
+	return ok;
+}
+
+char *
+http_session_logout(const char *id)
+{
+	struct session *s;
+
+	pthread_mutex_lock(&sess_mtx);
+	if ((s = session_find(id)) != NULL)
+		memset(s, 0, sizeof(*s));
+	pthread_mutex_unlock(&sess_mtx);
+	return session_cookie("", 0);
+}
+
+/* ---- server-sent events ------------------------------------------------- */
+
+unsigned
+http_sse_clients(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&sse_mtx);
+	n = sse_count;
+	pthread_mutex_unlock(&sse_mtx);
+	return n;
+}
+
+/* Called with s->mtx held: a suspended stream gets back to its reader. */
+static void
+sse_kick(struct sse *s)
+{
+	if (s->suspended) {
+		s->suspended = false;
+		MHD_resume_connection(s->conn);
+	} else
+		s->pending = true;
+}
+
+/* events_watch() callback, from the publishing thread. */
+static void
+sse_wake(void *arg)
+{
+	struct sse *s = arg;
+
+	pthread_mutex_lock(&s->mtx);
+	sse_kick(s);
+	pthread_mutex_unlock(&s->mtx);
+}
+
+static void
+sse_set(struct sse *s, char *buf, size_t len)
+{
+	free(s->buf);
+	s->buf = buf;
+	s->len = len;
+	s->off = 0;
+}
+
+/*
+ * The content reader.  Never returns 0 without suspending: the watch (or the
+ * keepalive timer, or http_stop) resumes the connection, and `pending` covers
+ * a publish that lands between events_next() and the suspend.
+ */
+static ssize_t
+sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sse *s = cls;
+	bool keepalive, closing;
+	size_t n;
+	ssize_t len;
+	char *block;
+
+	for (;;) {
+		if (s->off < s->len) {
+			n = s->len - s->off < max ? s->len - s->off : max;
+			memcpy(buf, s->buf + s->off, n);
+			s->off += n;
+			return n;
+		}
+		pthread_mutex_lock(&s->mtx);
+		keepalive = s->keepalive;
+		closing = s->closing;
+		s->keepalive = s->pending = false;
+		pthread_mutex_unlock(&s->mtx);
+		if (closing)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+
+		if ((len = events_next(&s->seq, &block)) > 0) {
+			sse_set(s, block, len);
+			continue;
+		}
+		if (len == -1) {
+			/* fell behind the ring: the client re-reads the list */
+			block = xstrdup("event: resync\ndata: {}\n\n");
+			sse_set(s, block, strlen(block));
+			continue;
+		}
+		if (keepalive) {
+			block = xstrdup(": keepalive\n\n");
+			sse_set(s, block, strlen(block));
+			continue;
+		}
+		pthread_mutex_lock(&s->mtx);
+		if (s->pending || s->keepalive || s->closing) {
+			pthread_mutex_unlock(&s->mtx);
+			continue;
+		}
+		s->suspended = true;
+		MHD_suspend_connection(s->conn);
+		pthread_mutex_unlock(&s->mtx);
+		return 0;
+	}
+}
+
+/* The response's free callback: the stream is over. */
+static void
+sse_free(void *cls)
+{
+	struct sse *s = cls, **pp;
+
+	if (s->watch != -1)
+		events_unwatch(s->watch); /* no sse_wake() after this */
+	pthread_mutex_lock(&sse_mtx);
+	for (pp = &sse_head; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	sse_count--;
+	pthread_mutex_unlock(&sse_mtx);
+	virt_stats_watch(-1);
+	free(s->buf);
+	pthread_mutex_destroy(&s->mtx);
+	free(s);
+}
+
+/* Marks every stream for a keepalive comment each SSE_KEEPALIVE_S. */
+static void *
+sse_keepalive_main(void *arg)
+{
+	struct timespec ts;
+	struct sse *s;
+
+	pthread_mutex_lock(&sse_mtx);
+	while (!sse_stopping) {
+		if (sse_head == NULL) {
+			/* nobody watches: sleep until someone does */
+			pthread_cond_wait(&sse_cond, &sse_mtx);
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += SSE_KEEPALIVE_S;
+		if (pthread_cond_timedwait(&sse_cond, &sse_mtx, &ts) !=
+		    ETIMEDOUT)
+			continue;
+		for (s = sse_head; s != NULL; s = s->next) {
+			pthread_mutex_lock(&s->mtx);
+			s->keepalive = true;
+			sse_kick(s);
+			pthread_mutex_unlock(&s->mtx);
+		}
+	}
+	pthread_mutex_unlock(&sse_mtx);
+	return NULL;
+}
+
+static struct MHD_Response *
+sse_response(struct MHD_Connection *c)
+{
+	struct MHD_Response *resp;
+	struct sse *s;
+	char *hello;
+
+	s = xcalloc(1, sizeof(*s));
+	pthread_mutex_init(&s->mtx, NULL);
+	s->conn = c;
+	s->watch = -1;
+	s->seq = events_last();
+	/* the first bytes make proxies and EventSource see the stream open */
+	hello = xstrdup("retry: 3000\n: hello\n\n");
+	sse_set(s, hello, strlen(hello));
+
+	pthread_mutex_lock(&sse_mtx);
+	if (sse_stopping) {
+		pthread_mutex_unlock(&sse_mtx);
+		free(s->buf);
+		free(s);
+		return NULL;
+	}
+	s->next = sse_head;
+	sse_head = s;
+	sse_count++;
+	pthread_cond_signal(&sse_cond);
+	pthread_mutex_unlock(&sse_mtx);
+	virt_stats_watch(+1);
+
+	/* from here on sse_free() undoes all of the above */
+	resp = MHD_create_response_from_callback(
+	    MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
+	if (resp == NULL) {
+		sse_free(s);
+		return NULL;
+	}
+	if ((s->watch = events_watch(sse_wake, s)) == -1) {
+		MHD_destroy_response(resp);
+		return NULL;
+	}
+	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	return resp;
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	log_warnx("http: %s", msg);
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the raw URI; the result becomes *req_cls. */
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct req *r = xcalloc(1, sizeof(*r));
+
+	r->uri = xstrdup(uri);
+	r->route = -1;
+	return r;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct req *r = *req_cls;
+
+	if (r == NULL)
+		return;
+	free(r->uri);
+	free(r->body);
+	free(r);
+	*req_cls = NULL;
+}
+
+static void
+peer_name(struct listener *l, struct MHD_Connection *c, struct req *r)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	snprintf(r->peer, sizeof(r->peer), "unknown");
+	if (!l->tcp) {
+		ci = MHD_get_connection_info(
+		    c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci != NULL &&
+		    getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred,
+			&len) == 0)
+			snprintf(r->peer, sizeof(r->peer), "uid:%u",
+			    (unsigned)cred.uid);
+		return;
+	}
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || ci->client_addr == NULL)
+		return;
+	getnameinfo(ci->client_addr,
+	    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						   : sizeof(struct sockaddr_in),
+	    r->peer, sizeof(r->peer), NULL, 0, NI_NUMERICHOST);
+}
+
+static double
+elapsed(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) + (t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void
+allow_header(struct MHD_Response *resp, unsigned allow)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} m[] = {{AM_GET, "GET, HEAD"}, {AM_POST, "POST"}, {AM_PUT, "PUT"},
+	    {AM_DELETE, "DELETE"}};
+	char buf[64] = "";
+	size_t i;
+
+	for (i = 0; i < nitems(m); i++) {
+		if ((allow & m[i].bit) == 0)
+			continue;
+		if (buf[0] != '\0')
+			strcat(buf, ", ");
+		strcat(buf, m[i].name);
+	}
+	MHD_add_response_header(resp, "Allow", buf);
+}
+
+/* Turns api.c's answer into an MHD response and queues it. */
+static enum MHD_Result
+send_response(struct listener *l, struct MHD_Connection *c, struct req *r,
+    struct api_response *ar)
+{
+	struct MHD_Response *resp = NULL;
+	const char *body = "", *ctype = NULL;
+	enum MHD_Result ret;
+	size_t len = 0;
+
+	if (ar->events && (resp = sse_response(c)) == NULL) {
+		struct api_error err;
+
+		api_error_set(
+		    &err, 503, "too_many_clients", "no more event streams now");
+		api_response_error(ar, &err);
+		ar->events = false;
+	}
+	if (resp == NULL) {
+		if (ar->json != NULL) {
+			body = json_object_to_json_string_ext(ar->json,
+			    JSON_C_TO_STRING_PLAIN |
+				JSON_C_TO_STRING_NOSLASHESCAPE);
+			ctype = "application/json";
+		} else if (ar->text != NULL) {
+			body = ar->text;
+			ctype = ar->content_type;
+		}
+		len = strlen(body);
+		/* copied before api_response_clear() puts the JSON object */
+		resp = MHD_create_response_from_buffer(
+		    len, (void *)body, MHD_RESPMEM_MUST_COPY);
+		if (resp == NULL) {
+			api_response_clear(ar);
+			return MHD_NO;
+		}
+		if (ctype != NULL)
+			MHD_add_response_header(resp, "Content-Type", ctype);
+	}
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "Content-Security-Policy", CSP_API);
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	if (ar->status == 405)
+		allow_header(resp, ar->allow);
+	if (ar->status == 401)
+		MHD_add_response_header(
+		    resp, "WWW-Authenticate", "Bearer realm=\"vmmod\"");
+	if (ar->set_cookie != NULL)
+		MHD_add_response_header(resp, "Set-Cookie", ar->set_cookie);
+	ret = MHD_queue_response(c, ar->status, resp);
+	MHD_destroy_response(resp);
+	api_metrics_observe(r->route, ar->status, elapsed(&r->t0));
+	api_response_clear(ar);
+	r->answered = true;
+	return ret;
+}
+
+static enum MHD_Result
+send_error(struct listener *l, struct MHD_Connection *c, struct req *r,
+    int status, const char *code, const char *msg, unsigned allow)
+{
+	struct api_response ar = {0};
+	struct api_error err;
+
+	api_error_set(&err, status, code, "%s", msg);
+	api_response_error(&ar, &err);
+	ar.allow = allow;
+	return send_response(l, c, r, &ar);
+}
+
+static const char *
+header(struct MHD_Connection *c, const char *name)
+{
+	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+static const char *
+query_arg(void *cls, const char *key)
+{
+	return MHD_lookup_connection_value(cls, MHD_GET_ARGUMENT_KIND, key);
+}
+
+/* Credentials on TCP: the bearer token, else a live session cookie. */
+static bool
+authorized(struct MHD_Connection *c, struct req *r)
+{
+	if (token_ok(http_bearer(header(c, MHD_HTTP_HEADER_AUTHORIZATION))))
+		return true;
+	if (r->session[0] != '\0' && http_session_valid(r->session)) {
+		r->cookie_auth = true;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The first call, with the headers only: route, credentials, Origin and a
+ * declared body size are checked before any body is read.
+ */
+static enum MHD_Result
+first_call(struct listener *l, struct MHD_Connection *c, const char *method,
+    struct req *r)
+{
+	struct api_request ar = {0};
+	const char *cookie, *origin, *clen;
+	unsigned mbit = api_method_bit(method), allow;
+	char *path = xstrdup(r->uri);
+
+	clock_gettime(CLOCK_MONOTONIC, &r->t0);
+	peer_name(l, c, r);
+	cookie = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, COOKIE_NAME);
+	if (cookie != NULL && strlen(cookie) < sizeof(r->session))
+		snprintf(r->session, sizeof(r->session), "%s", cookie);
+
+	ar.nseg = http_split_path(path, ar.seg);
+	ar.method = mbit;
+	r->route = ar.nseg == -1 ? -1 : api_route(&ar, &allow);
+	free(path);
+
+	if (l->tcp && !(api_route_flags(r->route) & API_NOAUTH) &&
+	    !authorized(c, r))
+		return send_error(l, c, r, 401, "unauthorized",
+		    "missing or wrong credentials", 0);
+	if (r->route == -1)
+		return send_error(
+		    l, c, r, 404, "not_found", "no such route", 0);
+	if ((mbit & allow) == 0)
+		return send_error(l, c, r, 405, "method_not_allowed",
+		    "method not allowed", allow);
+	/* A browser's state change: cookie-authenticated or with an Origin. */
+	origin = header(c, "Origin");
+	if (l->tcp && mbit != AM_GET && (r->cookie_auth || origin != NULL) &&
+	    !http_origin_ok(origin, header(c, "Host"), allowed_origins))
+		return send_error(l, c, r, 403, "bad_origin",
+		    "Origin not allowed for this request", 0);
+	clen = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (clen != NULL && strtoull(clen, NULL, 10) > API_MAX_BODY)
+		return send_error(l, c, r, 413, "body_too_large",
+		    "request body exceeds 65536 bytes", 0);
+	return MHD_YES;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload,
+    size_t *upload_size, void **req_cls)
+{
+	struct listener *l = cls;
+	struct req *r = *req_cls;
+	struct api_request ar = {0};
+	struct api_response resp;
+	char *path;
+
+	if (r == NULL) /* no URI callback ran: cannot happen, but be safe */
+		*req_cls = r = on_uri(NULL, url, c);
+	if (!r->started) {
+		r->started = true;
+		return first_call(l, c, method, r);
+	}
+	if (r->answered) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_size > 0) {
+		if (r->too_big || r->len + *upload_size > API_MAX_BODY) {
+			/* chunked and too big: drain a little, then drop it */
+			r->too_big = true;
+			r->discarded += *upload_size;
+			*upload_size = 0;
+			return r->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
+		}
+		r->body = xreallocarray(r->body, r->len + *upload_size, 1);
+		memcpy(r->body + r->len, upload, *upload_size);
+		r->len += *upload_size;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (r->too_big)
+		return send_error(l, c, r, 413, "body_too_large",
+		    "request body exceeds 65536 bytes", 0);
+
+	path = xstrdup(r->uri);
+	ar.nseg = http_split_path(path, ar.seg);
+	ar.method = api_method_bit(method);
+	ar.arg = query_arg;
+	ar.arg_cls = c;
+	ar.content_type = header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+	ar.body = r->body;
+	ar.body_len = r->len;
+	ar.peer = r->peer;
+	ar.session = r->session[0] != '\0' ? r->session : NULL;
+	api_handle(&ar, r->route, &resp);
+	free(path);
+	return send_response(l, c, r, &resp);
+}
+
+/* ---- listeners ---------------------------------------------------------- */
+
+static int
+unix_listen(const char *path, int mode, const char *group)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct group gr, *grp = NULL;
+	struct stat st;
+	char grbuf[4096];
+	mode_t old;
+	int fd, probe;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		log_warnx("%s: %s: path too long", __func__, path);
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_warnx("%s: %s exists and is not a socket", __func__,
+			    path);
+			return -1;
+		}
+		/* a live daemon answers; a stale socket refuses */
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe != -1 &&
+		    connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(probe);
+			log_warnx("%s: %s is in use by another process",
+			    __func__, path);
+			return -1;
+		}
+		if (probe != -1)
+			close(probe);
+		unlink(path);
+	}
+	if (group != NULL && *group != '\0' &&
+	    (getgrnam_r(group, &gr, grbuf, sizeof(grbuf), &grp) != 0 ||
+		grp == NULL)) {
+		log_warnx("%s: no such group %s", __func__, group);
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd == -1) {
+		log_warn("%s: socket", __func__);
+		return -1;
+	}
+	/* never reachable with looser permissions than configured */
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		log_warn("%s: bind %s", __func__, path);
+		goto fail;
+	}
+	umask(old);
+	if (grp != NULL && chown(path, (uid_t)-1, grp->gr_gid) == -1) {
+		log_warn("%s: chown %s", __func__, path);
+		goto fail_unlink;
+	}
+	if (chmod(path, mode & 0777) == -1) {
+		log_warn("%s: chmod %s", __func__, path);
+		goto fail_unlink;
+	}
+	if (listen(fd, 64) == -1) {
+		log_warn("%s: listen", __func__);
+		goto fail_unlink;
+	}
+	return fd;
+fail_unlink:
+	unlink(path);
+fail:
+	close(fd);
+	return -1;
+}
+
+static int
+tcp_listen(const char *spec)
+{
+	struct addrinfo hints = {0}, *res = NULL;
+	char *host, *port;
+	int fd = -1, on = 1, rc;
+
+	if (http_listen_parse(spec, &host, &port) == -1) {
+		log_warnx("%s: listen address \"%s\": want HOST:PORT or "
+			  "[V6ADDR]:PORT",
+		    __func__, spec);
+		return -1;
+	}
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
+		log_warnx("%s: %s: %s", __func__, spec, gai_strerror(rc));
+		goto done;
+	}
+	fd = socket(res->ai_family,
+	    res->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, res->ai_protocol);
+	if (fd == -1) {
+		log_warn("%s: socket", __func__);
+		goto done;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (res->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, 64) == -1) {
+		log_warn("%s: %s", __func__, spec);
+		close(fd);
+		fd = -1;
+	}
+done:
+	if (res != NULL)
+		freeaddrinfo(res);
+	free(host);
+	free(port);
+	return fd;
+}
+
+static int
+daemon_start(
+    struct listener *l, const struct vmmod_conf *conf, unsigned threads)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+
+	l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l,
+	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->fd,
+	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, l, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+	    conf->max_conns ? conf->max_conns : 256u,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    l->tcp ? conf->max_conns_per_ip : 0u, MHD_OPTION_CONNECTION_TIMEOUT,
+	    conf->conn_timeout_s ? conf->conn_timeout_s : 30u, MHD_OPTION_END);
+	if (l->d == NULL) {
+		log_warnx("%s: cannot start the HTTP daemon", __func__);
+		return -1;
+	}
+	return 0;
+}
+
+int
+http_start(const struct vmmod_conf *conf)
+{
+	struct listener *l;
+
+	free(allowed_origins);
+	allowed_origins =
+	    conf->allowed_origins ? xstrdup(conf->allowed_origins) : NULL;
+	sse_stopping = false;
+	if (conf->socket_path != NULL) {
+		l = &listeners[0];
+		if ((l->fd = unix_listen(conf->socket_path, conf->socket_mode,
+			 conf->socket_group)) == -1)
+			goto fail;
+		l->path = xstrdup(conf->socket_path);
+		if (daemon_start(l, conf, 4) == -1)
+			goto fail;
+		log_info("listening on %s", conf->socket_path);
+	}
+	if (conf->listen != NULL) {
+		l = &listeners[1];
+		l->tcp = true;
+		if (conf->token_file == NULL) {
+			log_warnx(
+			    "%s: a TCP listener needs a token file", __func__);
+			goto fail;
+		}
+		if (http_token_load(conf->token_file) == -1 ||
+		    (l->fd = tcp_listen(conf->listen)) == -1 ||
+		    daemon_start(l, conf, 2) == -1)
+			goto fail;
+		log_info("listening on %s (token in %s)", conf->listen,
+		    conf->token_file);
+	}
+	if (pthread_create(&ka_thread, NULL, sse_keepalive_main, NULL) != 0) {
+		log_warnx("%s: cannot start the keepalive thread", __func__);
+		goto fail;
+	}
+	ka_running = true;
+	return 0;
+fail:
+	http_stop();
+	return -1;
+}
+
+void
+http_stop(void)
+{
+	struct sse *s;
+	size_t i;
+
+	for (i = 0; i < nitems(listeners); i++)
+		if (listeners[i].d != NULL)
+			MHD_quiesce_daemon(listeners[i].d);
+	/* MHD must not be stopped with suspended connections: end them. */
+	pthread_mutex_lock(&sse_mtx);
+	sse_stopping = true;
+	for (s = sse_head; s != NULL; s = s->next) {
+		pthread_mutex_lock(&s->mtx);
+		s->closing = true;
+		sse_kick(s);
+		pthread_mutex_unlock(&s->mtx);
+	}
+	pthread_cond_broadcast(&sse_cond);
+	pthread_mutex_unlock(&sse_mtx);
+	if (ka_running) {
+		pthread_join(ka_thread, NULL);
+		ka_running = false;
+	}
+	for (i = 0; i < nitems(listeners); i++) {
+		struct listener *l = &listeners[i];
+
+		if (l->d != NULL)
+			MHD_stop_daemon(l->d);
+		if (l->fd > 0)
+			close(l->fd);
+		if (l->path != NULL)
+			unlink(l->path);
+		free(l->path);
+		memset(l, 0, sizeof(*l));
+	}
+}
