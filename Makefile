@@ -24,7 +24,7 @@ SETUP_LIB_SRCS := $(filter-out installer/main.c,$(wildcard installer/*.c))
 SETUP_SRCS := installer/main.c $(SETUP_LIB_SRCS)
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 
-obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 COMMON_OBJS := $(call obj,$(COMMON_SRCS))
 VMMOD_OBJS := $(call obj,$(VMMOD_SRCS))
@@ -46,6 +46,7 @@ FEATURES := -DWITH_XEN=$(WITH_XEN) -DWITH_PCI=$(WITH_PCI)
 VMMOD := $(BUILD)/vmmod
 SETUP := $(BUILD)/guardian-vm-setup
 UNIT := $(BUILD)/unit-tests
+DOMXML := $(BUILD)/gvm-domxml
 
 .PHONY: all check check-unit check-sandbox check-arm64 install uninstall clean deps \
 	fmt fmt-check appliances demo bench
@@ -53,11 +54,11 @@ UNIT := $(BUILD)/unit-tests
 
 # The installer is built once installer/main.c exists (its own issue).
 PROGS := $(VMMOD) $(if $(wildcard installer/main.c),$(SETUP))
-all: $(PROGS)
+all: $(PROGS) $(DOMXML)
 
 # V=1 shows whole command lines.
 Q := $(if $(V),,@)
-$(BUILD)/%.o: %.c
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(V),,echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(FEATURES) $(CFLAGS) $(ALL_CFLAGS) $(TEST_CFLAGS_$(findstring tests/,$<)) -MMD -MP -c -o $@ $<
@@ -72,6 +73,11 @@ $(SETUP): $(SETUP_OBJS) $(COMMON_OBJS)
 	@$(if $(V),,echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(SETUP_LIBS) -lpthread
 
+# Developer/test tool: spec JSON -> domain XML with the product's generator.
+$(DOMXML): $(BUILD)/obj/tools/gvm-domxml.o $(VMMOD_LIB_OBJS) $(COMMON_OBJS)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(VMMOD_LIBS)
+
 # The unit-test runner links every object but the two main()s; each
 # tests/unit/test_NAME.c provides `Suite *suite_NAME(void)`.
 $(BUILD)/tests/suites.h: $(TEST_SRCS) Makefile
@@ -79,7 +85,7 @@ $(BUILD)/tests/suites.h: $(TEST_SRCS) Makefile
 	@printf '%s\n' $(patsubst tests/unit/test_%.c,'SUITE(%)',$(TEST_SRCS)) > $@.tmp
 	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
 
-$(BUILD)/tests/unit/main.o: $(BUILD)/tests/suites.h
+$(BUILD)/obj/tests/unit/main.o: $(BUILD)/tests/suites.h
 
 $(UNIT): $(TEST_OBJS) $(VMMOD_LIB_OBJS) $(SETUP_LIB_OBJS) $(COMMON_OBJS)
 	@$(if $(V),,echo "  LD      $@")
@@ -102,6 +108,15 @@ check-arm64:
 appliances:
 	tests/appliance/build.sh --out build/appliance x86_64 aarch64
 
+# The README's first command: deps (once per packages.txt), build, then run
+# the product against a sandboxed libvirtd (tools/demo.sh says how).
+demo: build/deps.stamp
+	$(MAKE) all
+	tools/demo.sh --build $(BUILD)
+
+build/deps.stamp: packages.txt
+	$(MAKE) deps
+
 # ---- install -------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DATADIR) \
@@ -122,8 +137,9 @@ deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		$$(sed -e 's/#.*//' packages.txt)
+	@mkdir -p build && touch build/deps.stamp
 
-FMT_FILES = $(wildcard common/*.[ch] vmmod/*.[ch] installer/*.[ch] tests/unit/*.[ch] bench/*.c)
+FMT_FILES = $(wildcard common/*.[ch] vmmod/*.[ch] installer/*.[ch] tests/unit/*.[ch] bench/*.c tools/*.c)
 fmt:
 	clang-format -i $(FMT_FILES)
 
