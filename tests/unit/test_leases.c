@@ -1,6 +1,6 @@
 /*
  * vmmod/leases.c: MAC → IP from tests/data/leases/dnsmasq.leases and the
- * reservation files in tests/data/leases/hosts.d (each line of the fixtures
+ * reservation files in tests/data/leases/hosts (each line of the fixtures
  * is one case, named in the tables below).
  */
 #include <dirent.h>
@@ -65,7 +65,7 @@ check_table(const struct lease_map *lm, const struct want *w, size_t n)
 START_TEST(test_leases_both)
 {
 	char *lf = test_data_path("leases/dnsmasq.leases");
-	char *rd = test_data_path("leases/hosts.d");
+	char *rd = test_data_path("leases/hosts");
 	struct lease_map *lm;
 
 	lm = leases_load(lf, rd);
@@ -87,7 +87,7 @@ START_TEST(test_leases_only_leases)
 	    {"52:54:00:10:00:01", NULL},
 	};
 	char *lf = test_data_path("leases/dnsmasq.leases");
-	char *rd = test_data_path("leases/empty.d");
+	char *rd = test_data_path("leases/empty-hosts");
 	struct lease_map *lm;
 
 	lm = leases_load(lf, rd);
@@ -119,7 +119,7 @@ END_TEST
 START_TEST(test_leases_fixtures_used)
 {
 	static const char *const used[] = {
-	    "dnsmasq.leases", "hosts.d", "empty.d"};
+	    "dnsmasq.leases", "hosts", "empty-hosts"};
 	char *dir = test_data_path("leases");
 	struct dirent *de;
 	size_t i;
