@@ -118,12 +118,18 @@ build/deps.stamp: packages.txt
 	$(MAKE) deps
 
 # ---- install -------------------------------------------------------------
+# Paths inside the shipped files are written for PREFIX=/usr/local; sed
+# rewrites them for the PREFIX being installed.
+SUBST = sed -e 's|/usr/local/sbin|$(SBINDIR)|g' -e 's|/usr/share/guardian-vms|$(DATADIR)|g'
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DATADIR) \
-		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/vmmod
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(DATADIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/vmmod
 	install -m 0755 $(PROGS) $(DESTDIR)$(SBINDIR)/
 	for f in man/*.8; do [ -e "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(MANDIR)/man8/; done; true
-	for f in systemd/*.service systemd/*.timer; do [ -e "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(UNITDIR)/; done; true
+	for f in man/*.5; do [ -e "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(MANDIR)/man5/; done; true
+	for f in systemd/*.service systemd/*.timer; do [ -e "$$f" ] && \
+		$(SUBST) "$$f" > $(DESTDIR)$(UNITDIR)/$$(basename "$$f"); done; true
+	$(SUBST) vmmod/vmmod.conf.example > $(DESTDIR)$(SYSCONFDIR)/vmmod/vmmod.conf.example
 	cp -R templates web-assets $(DESTDIR)$(DATADIR)/
 
 clean:

@@ -84,7 +84,7 @@ conf_init(struct vmmod_conf *c)
 	c->socket_path = xstrdup("/run/vmmod/vmmod.sock");
 	c->socket_group = xstrdup("vmmod");
 	c->socket_mode = 0660;
-	c->token_file = xstrdup("/etc/vmmod/token");
+	c->token_file = xstrdup("/var/lib/vmmod/token");
 	c->data_dir = xstrdup("/var/lib/vmmod");
 	c->templates_dir = xstrdup(DATADIR "/templates");
 	c->web_root = xstrdup(DATADIR "/web-assets");

@@ -51,37 +51,33 @@ usage(FILE *fp)
 	    "  -h, --help         this text;  -V, --version  the version\n");
 }
 
-static void
-set_str(char **dst, const char *val)
-{
-	if (val == NULL)
-		return;
-	free(*dst);
-	*dst = val[0] != '\0' ? xstrdup(val) : NULL;
-}
-
+/* Applies the flags through conf_set: the same checks as the file. */
 static int
 apply_cli(struct vmmod_conf *conf, const struct cli *cli)
 {
-	set_str(&conf->uri, cli->uri);
-	set_str(&conf->listen, cli->listen);
-	set_str(&conf->socket_path, cli->socket);
-	set_str(&conf->token_file, cli->token_file);
-	set_str(&conf->data_dir, cli->data_dir);
-	set_str(&conf->templates_dir, cli->templates);
-	set_str(&conf->web_root, cli->web_root);
-	if (cli->accel == NULL)
-		return 0;
-	if (strcmp(cli->accel, "auto") == 0)
-		conf->accel = ACCEL_AUTO;
-	else if (strcmp(cli->accel, "kvm") == 0)
-		conf->accel = ACCEL_KVM;
-	else if (strcmp(cli->accel, "tcg") == 0)
-		conf->accel = ACCEL_TCG;
-	else {
-		log_warnx("--accel: expected auto, kvm or tcg, not \"%s\"",
-		    cli->accel);
-		return -1;
+	const struct {
+		const char *flag, *key, *val;
+	} kv[] = {
+		{ "uri", "uri", cli->uri },
+		{ "listen", "listen", cli->listen },
+		{ "socket", "socket", cli->socket },
+		{ "token-file", "token_file", cli->token_file },
+		{ "data-dir", "data_dir", cli->data_dir },
+		{ "templates", "templates_dir", cli->templates },
+		{ "web-root", "web_root", cli->web_root },
+		{ "accel", "accel", cli->accel },
+	};
+	char *err = NULL;
+	size_t i;
+
+	for (i = 0; i < nitems(kv); i++) {
+		if (kv[i].val == NULL)
+			continue;
+		if (conf_set(conf, kv[i].key, kv[i].val, &err) < 0) {
+			log_warnx("--%s: %s", kv[i].flag, err ? err : "invalid");
+			free(err);
+			return -1;
+		}
 	}
 	return 0;
 }
