@@ -53,6 +53,12 @@ Options:
   --group NAME   group owning libvirtd's read-write socket (default root;
                  socket mode 0770)
   --timeout SEC  how long to wait for libvirtd to answer (default 30)
+  --qemu-cache DIR
+                 keep libvirt's QEMU capabilities cache in DIR across
+                 sandboxes (saves ~1 s per emulator and sandbox; libvirt
+                 re-probes when QEMU or libvirt changed).  Default:
+                 $GVM_SANDBOX_QEMU_CACHE, else $TOP/$BUILD/sandbox-qemu-caps
+                 when run.sh's TOP and BUILD are set; "none" disables it
   --no-pidns     no PID namespace: only the explicit stop-by-PID cleanup
                  protects against leftovers (used by the cleanup test)
   -v, --verbose  say what is being set up
@@ -80,7 +86,11 @@ log() {
 }
 
 # ---------------------------------------------------------------- options
-inner=0 keep="" logs="" group=root timeout=30 pidns=1
+inner=0 keep="" logs="" group=root timeout=30 pidns=1 qcache=${GVM_SANDBOX_QEMU_CACHE:-}
+if [ -z "$qcache" ] && [ -n "${TOP:-}" ] && [ -n "${BUILD:-}" ]; then
+	case $BUILD in /*) qcache=$BUILD/sandbox-qemu-caps ;; *) qcache=$TOP/$BUILD/sandbox-qemu-caps ;; esac
+	[ -d "${qcache%/*}" ] || qcache=""
+fi
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--inner) inner=1 ;;
@@ -92,6 +102,8 @@ while [ $# -gt 0 ]; do
 	--group=*) group=${1#*=} ;;
 	--timeout) timeout=${2:?--timeout needs seconds}; shift ;;
 	--timeout=*) timeout=${1#*=} ;;
+	--qemu-cache) qcache=${2:?--qemu-cache needs a directory}; shift ;;
+	--qemu-cache=*) qcache=${1#*=} ;;
 	--no-pidns) pidns=0 ;;
 	-v | --verbose) verbose=1 ;;
 	-h | --help) usage; exit 0 ;;
@@ -101,6 +113,7 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
+[ "$qcache" = none ] && qcache=""
 case $timeout in '' | *[!0-9]*) say "--timeout wants whole seconds"; exit 2 ;; esac
 
 # ================================================================ outer part
@@ -144,8 +157,16 @@ outer_main() {
 		esac
 		mkdir -p -- "$logs" || exit 125
 	fi
-	# Hand the inner part the normalised options (orig_args minus the command).
-	inner_args=(--group "$group" --timeout "$timeout")
+	if [ -n "$qcache" ]; then
+		qcache=$(realpath -m -- "$qcache")
+		case $qcache/ in
+		/run/* | /var/log/* | /var/lib/* | /var/cache/* | /etc/libvirt/*)
+			say "--qemu-cache $qcache: choose a directory outside the paths the sandbox mounts over"; exit 2 ;;
+		esac
+		mkdir -p -- "$qcache" 2>/dev/null || { say "warning: cannot create $qcache; no QEMU capabilities cache"; qcache=""; }
+	fi
+	# Hand the inner part the normalised options.
+	inner_args=(--group "$group" --timeout "$timeout" --qemu-cache "${qcache:-none}")
 	[ -n "$keep" ] && inner_args+=(--keep "$keep")
 	[ -n "$logs" ] && inner_args+=(--logs "$logs")
 	[ "$pidns" = 0 ] && inner_args+=(--no-pidns)
@@ -154,10 +175,9 @@ outer_main() {
 	# unshare runs in the background so that this shell can forward signals:
 	# unshare --fork blocks SIGINT/SIGTERM itself and only waits for its child.
 	# A background job of a non-interactive shell ignores SIGINT, so the inner
-	# part is always told with SIGTERM (or SIGHUP).
+	# part is told about SIGINT with SIGUSR1 (and exits 130 as for SIGINT).
 	unshare "${nsopts[@]}" -- /bin/bash "$self" --inner "${inner_args[@]}" -- "$@" <&0 &
 	upid=$!
-	got=""
 	trap 'forward INT' INT
 	trap 'forward TERM' TERM
 	trap 'forward HUP' HUP
@@ -171,7 +191,6 @@ outer_main() {
 	if [ "$created" = 1 ]; then
 		rmdir -- "$keep" 2>/dev/null || say "left $keep behind (not empty)"
 	fi
-	[ "$got" = INT ] && [ "$rc" = 143 ] && rc=130
 	exit "$rc"
 }
 
@@ -189,9 +208,8 @@ inner_pid() {
 }
 
 forward() {
-	got=$1
-	local sig=TERM target i
-	[ "$1" = HUP ] && sig=HUP
+	local sig=$1 target i
+	[ "$1" = INT ] && sig=USR1
 	for ((i = 0; i < 50; i++)); do
 		target=$(inner_pid)
 		[ -n "$target" ] && break
@@ -438,8 +456,8 @@ stop_pids() { # stop_pids WHAT PID...: TERM, then KILL
 
 cleaned=0
 cleanup() {
-	local rc=$? f p others=() daemons=() left=() st
-	trap '' INT TERM HUP
+	local rc=$? f p t others=() daemons=() left=() st
+	trap '' INT TERM HUP USR1
 	[ "$cleaned" = 1 ] && return
 	cleaned=1
 	[ -n "${cmd_pid:-}" ] && stop_pids "the command" "$cmd_pid"
@@ -476,6 +494,14 @@ cleanup() {
 	if [ -n "$logs" ]; then
 		cp -a /var/log/libvirt/. "$logs/" 2>/dev/null || say "could not copy logs to $logs"
 	fi
+	if [ -n "$qcache" ]; then # atomically, other sandboxes may read it now
+		for f in /var/cache/libvirt/qemu/capabilities/*.xml; do
+			[ -f "$f" ] || continue
+			cmp -s "$f" "$qcache/${f##*/}" && continue
+			t=$(mktemp "$qcache/.caps.XXXXXX") || continue
+			if ! { cp -- "$f" "$t" && mv -f -- "$t" "$qcache/${f##*/}"; }; then rm -f -- "$t"; fi
+		done
+	fi
 	if [ -n "$keep" ]; then
 		# /run is $keep: empty it, unless something is still mounted below.
 		if grep -q ' /run/' /proc/self/mountinfo; then
@@ -488,7 +514,7 @@ cleanup() {
 }
 
 on_signal() { # on_signal NAME NUMBER
-	trap '' INT TERM HUP
+	trap '' INT TERM HUP USR1
 	say "caught SIG$1; cleaning up"
 	exit $((128 + $2))
 }
@@ -507,6 +533,10 @@ start_daemons() {
 	[ -S /run/libvirt/virtlogd-sock ] || fail "virtlogd did not create its socket;" \
 		"log: $(tail -5 /var/log/libvirt/virtlogd.log 2>/dev/null)"
 
+	local caps=/var/cache/libvirt/qemu/capabilities f
+	if [ -n "$qcache" ] && mkdir -p "$caps" && chmod 0700 "$caps"; then
+		for f in "$qcache"/*.xml; do [ -f "$f" ] && cp -- "$f" "$caps/"; done
+	fi
 	log "starting libvirtd"
 	libvirtd -d -f /etc/libvirt/libvirtd.conf -p /run/libvirtd.pid ||
 		fail "libvirtd did not start; log: $(tail -5 /var/log/libvirt/libvirtd.log 2>/dev/null)"
@@ -527,6 +557,7 @@ inner_main() {
 	trap 'on_signal INT 2' INT
 	trap 'on_signal TERM 15' TERM
 	trap 'on_signal HUP 1' HUP
+	trap 'on_signal INT 2' USR1 # SIGINT, forwarded by the outer part
 	setup_mounts
 	ip link set lo up || fail "cannot bring lo up"
 	start_daemons
