@@ -50,8 +50,11 @@ Options:
   --logs DIR     on exit, copy the sandbox's /var/log/libvirt into DIR
                  (DIR must not be under /run, /var/log, /var/lib, /var/cache
                  or /etc/libvirt)
-  --group NAME   group owning libvirtd's read-write socket (default root;
-                 socket mode 0770)
+  --group NAME   group owning libvirtd's read-write socket (mode 0770);
+                 default libvirt, as on a Debian host (the sandbox adds the
+                 groups libvirt, kvm and libvirt-qemu and the user
+                 libvirt-qemu to its private /etc/group, /etc/passwd when
+                 the host lacks them)
   --timeout SEC  how long to wait for libvirtd to answer (default 30)
   --qemu-cache DIR
                  keep libvirt's QEMU capabilities cache in DIR across
@@ -86,7 +89,7 @@ log() {
 }
 
 # ---------------------------------------------------------------- options
-inner=0 keep="" logs="" group=root timeout=30 pidns=1 qcache=${GVM_SANDBOX_QEMU_CACHE:-}
+inner=0 keep="" logs="" group=libvirt timeout=30 pidns=1 qcache=${GVM_SANDBOX_QEMU_CACHE:-}
 if [ -z "$qcache" ] && [ -n "${TOP:-}" ] && [ -n "${BUILD:-}" ]; then
 	case $BUILD in /*) qcache=$BUILD/sandbox-qemu-caps ;; *) qcache=$TOP/$BUILD/sandbox-qemu-caps ;; esac
 	[ -d "${qcache%/*}" ] || qcache=""
