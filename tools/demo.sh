@@ -107,6 +107,7 @@ cat > "$demo/vmmod.conf" <<CONF
 lease_file = $run/gvm/dnsmasq.leases
 reservations_dir = $run/gvm/hosts
 accel = tcg
+socket_group =
 CONF
 "$build/vmmod" -d -f "$demo/vmmod.conf" --uri "$uri" --listen "127.0.0.1:$port" \
 	--socket "$demo/vmmod.sock" --token-file "$demo/token" --data-dir "$demo" \

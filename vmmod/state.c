@@ -6,6 +6,7 @@
  * only when one of them changed, at most once a second.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -196,7 +197,7 @@ entry_json(const struct vm_entry *e)
 {
 	json_object *o = json_object_new_object(), *st;
 	const char *ip = NULL;
-	char *url = NULL;
+	char *url = NULL, pct[32];
 
 	if (e->f.mac != NULL && leases != NULL)
 		ip = leases_ip_for_mac(leases, e->f.mac);
@@ -231,8 +232,10 @@ entry_json(const struct vm_entry *e)
 	    e->f.web_port != 0 ? json_object_new_boolean(false) : NULL);
 	st = json_object_new_object();
 	if (e->has_stats && e->f.state == VS_RUNNING) {
+		/* One decimal, printed as such (not 52.200000000000003). */
+		snprintf(pct, sizeof(pct), "%.1f", e->stats.cpu_pct);
 		json_object_object_add(st, "cpu_pct",
-		    json_object_new_double(e->stats.cpu_pct));
+		    json_object_new_double_s(e->stats.cpu_pct, pct));
 		json_object_object_add(st, "mem_used_mb",
 		    json_object_new_int64(e->stats.mem_used_mb));
 		json_object_object_add(st, "disk_rd_bps",
