@@ -89,10 +89,10 @@ static struct session sessions[SESSION_MAX];
 
 /* The SSE list and the keepalive thread. */
 static pthread_mutex_t sse_mtx = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sse_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t sse_cond; /* on CLOCK_MONOTONIC, see http_start() */
 static struct sse *sse_head;
 static unsigned sse_count;
-static bool sse_stopping, ka_running;
+static bool sse_stopping, ka_running, cond_ready;
 static pthread_t ka_thread;
 
 /* ---- pure helpers ------------------------------------------------------- */
@@ -575,7 +575,11 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(msg);
 	while (n > 0 && msg[n - 1] == '\n')
 		msg[--n] = '\0';
-	log_warnx("http: %s", msg);
+	/* an event stream's client going away is its normal end */
+	if (strstr(msg, "Failed to send the chunked response body") != NULL)
+		log_debug("http: %s", msg);
+	else
+		log_warnx("http: %s", msg);
 }
 
 /* MHD_OPTION_URI_LOG_CALLBACK: the raw URI; the result becomes *req_cls. */
@@ -765,7 +769,8 @@ first_call(struct listener *l, struct MHD_Connection *c, const char *method,
     struct req *r)
 {
 	struct api_request ar = {0};
-	const char *cookie, *origin, *clen;
+	const char *cookie, *origin, *clen, *expect;
+	unsigned long long size;
 	unsigned mbit = api_method_bit(method), allow;
 	char *path = xstrdup(r->uri);
 
@@ -796,10 +801,20 @@ first_call(struct listener *l, struct MHD_Connection *c, const char *method,
 	    !http_origin_ok(origin, header(c, "Host"), allowed_origins))
 		return send_error(l, c, r, 403, "bad_origin",
 		    "Origin not allowed for this request", 0);
+	/*
+	 * Too big: answer now if the client waits for "100 Continue" or the
+	 * body is huge; else read and drop it, so the client (already
+	 * sending) gets the 413 instead of a reset connection.
+	 */
 	clen = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (clen != NULL && strtoull(clen, NULL, 10) > API_MAX_BODY)
-		return send_error(l, c, r, 413, "body_too_large",
-		    "request body exceeds 65536 bytes", 0);
+	if (clen != NULL && (size = strtoull(clen, NULL, 10)) > API_MAX_BODY) {
+		expect = header(c, MHD_HTTP_HEADER_EXPECT);
+		if (size > DISCARD_MAX ||
+		    (expect != NULL && strcasecmp(expect, "100-continue") == 0))
+			return send_error(l, c, r, 413, "body_too_large",
+			    "request body exceeds 65536 bytes", 0);
+		r->too_big = true;
+	}
 	return MHD_YES;
 }
 
@@ -981,15 +996,24 @@ daemon_start(
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 
+	/* the logger first, so MHD's own start-up messages go through it */
+	struct MHD_OptionItem opts[] = {
+	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
+	    {MHD_OPTION_LISTEN_SOCKET, l->fd, NULL},
+	    {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, l},
+	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, l},
+	    {MHD_OPTION_THREAD_POOL_SIZE, threads, NULL},
+	    {MHD_OPTION_CONNECTION_LIMIT,
+		conf->max_conns ? conf->max_conns : 64, NULL},
+	    {MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		l->tcp ? conf->max_conns_per_ip : 0, NULL},
+	    {MHD_OPTION_CONNECTION_TIMEOUT,
+		conf->conn_timeout_s ? conf->conn_timeout_s : 30, NULL},
+	    {MHD_OPTION_END, 0, NULL},
+	};
+
 	l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l,
-	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->fd,
-	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, l, MHD_OPTION_NOTIFY_COMPLETED,
-	    on_completed, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-	    conf->max_conns ? conf->max_conns : 256u,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	    l->tcp ? conf->max_conns_per_ip : 0u, MHD_OPTION_CONNECTION_TIMEOUT,
-	    conf->conn_timeout_s ? conf->conn_timeout_s : 30u, MHD_OPTION_END);
+	    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (l->d == NULL) {
 		log_warnx("%s: cannot start the HTTP daemon", __func__);
 		return -1;
@@ -1000,11 +1024,17 @@ daemon_start(
 int
 http_start(const struct vmmod_conf *conf)
 {
+	pthread_condattr_t ca;
 	struct listener *l;
 
 	free(allowed_origins);
 	allowed_origins =
 	    conf->allowed_origins ? xstrdup(conf->allowed_origins) : NULL;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&sse_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	cond_ready = true;
 	sse_stopping = false;
 	if (conf->socket_path != NULL) {
 		l = &listeners[0];
@@ -1065,6 +1095,10 @@ http_stop(void)
 	if (ka_running) {
 		pthread_join(ka_thread, NULL);
 		ka_running = false;
+	}
+	if (cond_ready) {
+		pthread_cond_destroy(&sse_cond);
+		cond_ready = false;
 	}
 	for (i = 0; i < nitems(listeners); i++) {
 		struct listener *l = &listeners[i];
