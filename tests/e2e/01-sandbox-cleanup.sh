@@ -9,8 +9,8 @@
 #      sandbox libvirtd answered from outside at qemu:///system?socket=DIR/...,
 #      a domain started through it; then exit 130, every process gone, DIR
 #      removed again.
-#   3. SIGTERM while the command runs next to a running domain: exit 143,
-#      every process gone.
+#   3. SIGTERM while the command runs (what run.sh's timeout sends): exit
+#      143, every process gone.
 # In every case no mount leaked into this mount namespace, during or after.
 # Also: not root -> exit 77 with a clear message; --help works.
 set -u
@@ -132,10 +132,7 @@ sb2=$!
 c3=$work/c3
 mkdir "$c3"
 # shellcheck disable=SC2016
-"$sb" -- bash -c '
-	virsh -q define "$1/probe.xml" >/dev/null && virsh -q start probe >/dev/null &&
-		touch "$2/ready"
-	sleep 1000' _ "$work" "$c3" &
+"$sb" -- bash -c 'touch "$1/ready"; sleep 1000' _ "$c3" &
 sb3=$!
 
 # ---------------------------------------------------------------- 1. --no-pidns, command exits 3
@@ -199,8 +196,8 @@ echo "-- case 3: SIGTERM while the command runs"
 if wait_for "$c3/ready" "$sb3"; then
 	procs=$(descendants "$sb3")
 	echo "     sandbox processes: $procs"
-	check "libvirtd, virtlogd, QEMU and the command run in it" \
-		sh -c "$(declare -f has); has '$procs' libvirtd && has '$procs' virtlogd && has '$procs' qemu-system && has '$procs' sleep"
+	check "libvirtd, virtlogd and the command run in it" \
+		sh -c "$(declare -f has); has '$procs' libvirtd && has '$procs' virtlogd && has '$procs' sleep"
 	lpid=$(echo "$procs" | tr ' ' '\n' | sed -n 's/:libvirtd$//p' | head -1)
 	exec 7<"/proc/${lpid:-0}/ns/net"
 	kill -TERM "$sb3"
