@@ -1,0 +1,321 @@
+#!/bin/bash
+# Builds the Guardian VMs test appliances from Debian packages: small UEFI
+# disk images shaped like Home Assistant OS (GPT + one FAT EFI System
+# Partition holding a standalone GRUB, a Debian kernel and a busybox
+# initramfs), shipped as disk.qcow2.xz + disk.qcow2.xz.sha256.
+#
+# usage: tests/appliance/build.sh [--out DIR] [--force] ARCH...
+#   ARCH     x86_64 (OVMF on q35, cloud kernel) | aarch64 (AAVMF on virt)
+#   --out    output and cache directory (default: build/appliance)
+#   --force  rebuild even when the inputs did not change
+#
+# Output per ARCH, under DIR/ARCH/:
+#   disk.qcow2.xz, disk.qcow2.xz.sha256   what a deploy consumes (like HAOS)
+#   disk.qcow2                           the same, unpacked
+#   vmlinuz, initrd.img, cmdline         direct-kernel-boot variant
+#   BOOT*.EFI, grub.cfg                  the ESP's GRUB and its embedded config
+#
+# Host safety: no kernel or GRUB package is ever installed on the host.  They
+# are fetched with `apt-get download` into DIR/debs and unpacked with
+# `dpkg-deb -x` under DIR/root; grub-mkstandalone runs from the unpacked
+# grub-common.  No loop devices, no mounts, no root needed.
+# Needs: apt-get, dpkg-deb, depmod/modprobe (kmod), cpio, gzip, mtools,
+# dosfstools (mkfs.fat), fdisk (sfdisk), qemu-utils (qemu-img), xz-utils.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+out=$top/build/appliance
+force=0
+arches=()
+
+die() { echo "appliance: error: $*" >&2; exit 1; }
+say() { echo "appliance: $*"; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--out) [ $# -ge 2 ] || die "--out needs a directory"; out=$2; shift ;;
+	--out=*) out=${1#--out=} ;;
+	--force) force=1 ;;
+	-h | --help) usage; exit 0 ;;
+	x86_64 | aarch64) arches+=("$1") ;;
+	*) usage >&2; die "unknown argument '$1' (ARCH is x86_64 or aarch64)" ;;
+	esac
+	shift
+done
+[ ${#arches[@]} -gt 0 ] || { usage >&2; die "no ARCH given"; }
+
+for tool in apt-get apt-cache dpkg-deb dpkg depmod modprobe cpio gzip mformat mmd mcopy \
+	mkfs.fat sfdisk qemu-img xz sha256sum flock; do
+	command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (see packages.txt, section 'test appliances')"
+done
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+debs=$out/debs
+roots=$out/root
+mkdir -p "$debs" "$roots"
+
+# One build at a time per output directory (make appliances vs. a test).
+exec 9>"$out/.lock"
+flock 9
+
+host_debarch=$(dpkg --print-architecture)
+
+# Package resolution.  apt-cache is slow here (seconds per call), so all
+# names are resolved with two apt-cache calls and remembered in
+# $out/.resolved until apt's lists change.
+declare -A DEB=()   # "pkg:arch" -> exact .deb file name apt-get download writes
+declare -A KPKG=()  # kernel metapackage "linux-image-arm64:arm64" -> "linux-image-6.1.0-56-arm64"
+
+arch_meta() { # ARCH -> debian arch and kernel metapackage
+	case "$1" in
+	x86_64) echo "amd64 linux-image-cloud-amd64:amd64" ;;
+	aarch64) echo "arm64 linux-image-arm64:arm64" ;;
+	esac
+}
+
+resolve() {
+	local cache=$out/.resolved a debarch meta metas=() specs=() line
+	if [ -s "$cache" ] && [ -z "$(find /var/lib/apt/lists /var/lib/dpkg/arch -newer "$cache" 2>/dev/null | head -n1)" ]; then
+		while read -r kind key val; do
+			case "$kind" in deb) DEB[$key]=$val ;; kernel) KPKG[$key]=$val ;; esac
+		done <"$cache"
+	fi
+	for a in "${arches[@]}"; do
+		read -r debarch meta <<<"$(arch_meta "$a")"
+		[ -n "${KPKG[$meta]:-}" ] || metas+=("$meta")
+	done
+	if [ ${#metas[@]} -gt 0 ]; then
+		say "resolving ${metas[*]} (apt-cache depends)"
+		local cur=""
+		while IFS= read -r line; do
+			case "$line" in
+			" "*"Depends: linux-image-"[0-9]*)
+				[ -n "$cur" ] && [ -z "${KPKG[$cur]:-}" ] && {
+					line=${line#*Depends: }
+					KPKG[$cur]=${line%%:*}
+				} ;;
+			" "*) ;;
+			*:*) cur=$line ;;
+			*) cur=$line:$host_debarch ;; # apt omits the native architecture
+			esac
+		done < <(apt-cache depends "${metas[@]}" 2>/dev/null)
+	fi
+	for a in "${arches[@]}"; do
+		read -r debarch meta <<<"$(arch_meta "$a")"
+		[ -n "${KPKG[$meta]:-}" ] ||
+			die "cannot resolve the kernel behind $meta (apt-cache depends $meta; is 'apt-get update' done? for arm64: 'dpkg --add-architecture arm64')"
+		for spec in "${KPKG[$meta]}:$debarch" "grub-efi-$debarch-bin:$debarch" "busybox-static:$debarch" \
+			"grub-common:$host_debarch" "libefiboot1:$host_debarch" "libefivar1:$host_debarch"; do
+			[ -n "${DEB[$spec]:-}" ] || specs+=("$spec")
+		done
+	done
+	if [ ${#specs[@]} -gt 0 ]; then
+		say "resolving package versions (apt-cache show)"
+		local name="" ver="" arch=""
+		while IFS= read -r line; do
+			case "$line" in
+			"Package: "*) name=${line#Package: } ;;
+			"Version: "*) ver=${line#Version: } ;;
+			"Architecture: "*) arch=${line#Architecture: } ;;
+			"")
+				if [ -n "$name" ] && [ -z "${DEB[$name:$arch]:-}" ]; then
+					DEB[$name:$arch]=${name}_${ver//:/%3a}_${arch}.deb
+				fi
+				name="" ver="" arch="" ;;
+			esac
+		done < <(apt-cache show --no-all-versions "${specs[@]}" 2>/dev/null; echo)
+		for spec in "${specs[@]}"; do
+			[ -n "${DEB[$spec]:-}" ] ||
+				die "package $spec is unknown to apt (is 'apt-get update' done? for :arm64, is 'dpkg --add-architecture arm64' done?)"
+		done
+	fi
+	{
+		for key in "${!KPKG[@]}"; do echo "kernel $key ${KPKG[$key]}"; done
+		for key in "${!DEB[@]}"; do echo "deb $key ${DEB[$key]}"; done
+	} | LC_ALL=C sort >"$cache.tmp"
+	mv "$cache.tmp" "$cache"
+}
+
+# fetch SPEC: download (if not cached) and unpack; prints the unpacked root.
+fetch() {
+	local spec=$1 file=${DEB[$1]} dl
+	if [ ! -s "$debs/$file" ]; then
+		say "downloading $spec ($file)" >&2
+		dl=$(mktemp -d "$debs/.dl.XXXXXX")
+		# apt drops privileges to _apt for downloads; let it write there.
+		if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then chown _apt "$dl"; fi
+		if ! (cd "$dl" && apt-get download -q "$spec" >&2); then
+			rm -rf "$dl"
+			die "apt-get download $spec failed (no network to the Debian mirror? run 'make appliances' where apt works)"
+		fi
+		mv "$dl/$file" "$debs/$file" 2>/dev/null || { rm -rf "$dl"; die "apt-get download $spec did not produce $file"; }
+		rm -rf "$dl"
+	fi
+	local root=$roots/${file%.deb}
+	if [ ! -e "$root/.unpacked" ]; then
+		say "unpacking $file" >&2
+		rm -rf "$root"
+		mkdir -p "$root"
+		dpkg-deb -x "$debs/$file" "$root"
+		touch "$root/.unpacked"
+	fi
+	echo "$root"
+}
+
+# grub-mkstandalone from an unpacked grub-common (plus its libefi* libraries).
+grub_tools() {
+	local gc lib libroot
+	gc=$(fetch "grub-common:$host_debarch")
+	for lib in libefiboot1 libefivar1; do
+		libroot=$(fetch "$lib:$host_debarch")
+		cp -a "$libroot/usr/lib/." "$gc/usr/lib/"
+	done
+	local missing
+	missing=$(LD_LIBRARY_PATH=$(echo "$gc"/usr/lib/*-linux-gnu) ldd "$gc/usr/bin/grub-mkstandalone" | grep 'not found' || true)
+	[ -z "$missing" ] || die "grub-mkstandalone lacks shared libraries: $missing"
+	echo "$gc"
+}
+
+# Builds one appliance.
+build_arch() {
+	local arch=$1 debarch kmeta efiname grubfmt console machine_note wanted
+	read -r debarch kmeta <<<"$(arch_meta "$arch")"
+	case "$arch" in
+	x86_64)
+		efiname=BOOTX64.EFI
+		grubfmt=x86_64-efi console=ttyS0,115200 machine_note="q35 + OVMF"
+		# virtio-pci NIC/disk, ACPI power button (LNXPWRBN/PNP0C0C) via evdev
+		wanted=(virtio_pci virtio_net virtio_blk button evdev) ;;
+	aarch64)
+		efiname=BOOTAA64.EFI
+		grubfmt=arm64-efi console=ttyAMA0 machine_note="virt + AAVMF"
+		# power button: ACPI GED + button (UEFI/ACPI boot) or gpio-keys on
+		# the PL061 (device-tree boot, e.g. direct kernel boot); both via evdev
+		wanted=(virtio_pci virtio_mmio virtio_net virtio_blk gpio_keys evdev) ;;
+	esac
+
+	say "[$arch] $machine_note"
+	local kpkg=${KPKG[$kmeta]} kroot gbin bb gc kver
+	local specs=("$kpkg:$debarch" "grub-efi-$debarch-bin:$debarch" "busybox-static:$debarch"
+		"grub-common:$host_debarch" "libefiboot1:$host_debarch" "libefivar1:$host_debarch")
+	local inputs="" s
+	for s in "${specs[@]}"; do inputs+="${DEB[$s]} "; done
+
+	local dest=$out/$arch
+	local stamp
+	stamp=$( {
+		echo "$inputs $arch"
+		cat "$0"
+		(cd "$here/rootfs" && find . -type f | LC_ALL=C sort | xargs sha256sum)
+	} | sha256sum | cut -d' ' -f1)
+	if [ $force = 0 ] && [ -s "$dest/.stamp" ] && [ "$(cat "$dest/.stamp")" = "$stamp" ] &&
+		[ -s "$dest/disk.qcow2.xz" ] && [ -s "$dest/disk.qcow2" ] && [ -s "$dest/vmlinuz" ]; then
+		say "[$arch] up to date: $dest/disk.qcow2.xz"
+		return 0
+	fi
+
+	kroot=$(fetch "$kpkg:$debarch")
+	gbin=$(fetch "grub-efi-$debarch-bin:$debarch")
+	bb=$(fetch "busybox-static:$debarch")
+	gc=$(grub_tools)
+	kver=$(cd "$kroot/lib/modules" && ls)
+	if [ -z "$kver" ] || [ ! -f "$kroot/boot/vmlinuz-$kver" ]; then die "unexpected layout in $kroot"; fi
+
+	local work=$dest/work
+	rm -rf "$work" "$dest/.stamp"
+	mkdir -p "$work/initramfs"
+
+	# --- initramfs: busybox, our rootfs files, the modules in load order
+	say "[$arch] initramfs (kernel $kver)"
+	[ -f "$kroot/lib/modules/$kver/modules.dep" ] || depmod -b "$kroot" "$kver"
+	local ir=$work/initramfs
+	mkdir -p "$ir/bin" "$ir/lib/modules" "$ir/etc" "$ir/proc" "$ir/sys" "$ir/dev" "$ir/run" "$ir/tmp" "$ir/root"
+	cp "$bb/bin/busybox" "$ir/bin/busybox"
+	cp -a "$here/rootfs/." "$ir/"
+	local m line ko name order=()
+	for m in "${wanted[@]}"; do
+		line=$(modprobe -d "$kroot" -S "$kver" --show-depends "$m" 2>&1) ||
+			die "[$arch] module $m not found in $kver: $line"
+		while read -r cmd ko _; do
+			[ "$cmd" = insmod ] || continue # "builtin NAME": nothing to load
+			name=$(basename "$ko" .ko)
+			case " ${order[*]} " in *" $name "*) continue ;; esac
+			cp "$ko" "$ir/lib/modules/$name.ko"
+			order+=("$name")
+		done <<<"$line"
+	done
+	printf '%s\n' "${order[@]}" >"$ir/lib/modules/load.order"
+	say "[$arch] modules: ${order[*]}"
+	(cd "$ir" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible) |
+		gzip -9n >"$work/initrd.img"
+
+	# --- standalone GRUB with an embedded grub.cfg
+	say "[$arch] GRUB ($grubfmt, grub-mkstandalone)"
+	local kfile=vmlinuz-$kver cmdline="console=$console quiet"
+	cat >"$work/grub.cfg" <<-EOF
+		# Guardian VMs test appliance (embedded in $efiname)
+		set timeout=0
+		search --no-floppy --file --set=root /$kfile
+		echo "Loading /$kfile ..."
+		linux /$kfile $cmdline
+		initrd /initrd.img
+		boot
+	EOF
+	LD_LIBRARY_PATH=$(echo "$gc"/usr/lib/*-linux-gnu) "$gc/usr/bin/grub-mkstandalone" \
+		-d "$gbin/usr/lib/grub/$grubfmt" -O "$grubfmt" -o "$work/$efiname" \
+		--locales= --themes= --fonts= \
+		--install-modules="normal configfile search search_fs_file part_gpt fat linux echo test boot" \
+		--modules="part_gpt fat" \
+		"boot/grub/grub.cfg=$work/grub.cfg"
+
+	# --- ESP (FAT) with \EFI\BOOT\<efiname>, the kernel and the initramfs
+	local bytes esp_mib
+	bytes=$(($(stat -c %s "$kroot/boot/$kfile") + $(stat -c %s "$work/initrd.img") + $(stat -c %s "$work/$efiname")))
+	esp_mib=$((bytes * 11 / 10 / 1048576 + 4))
+	say "[$arch] ESP ${esp_mib} MiB"
+	rm -f "$work/esp.img"
+	mkfs.fat -C -F 16 -n APPLIANCE -i 47564d53 "$work/esp.img" $((esp_mib * 1024)) >/dev/null ||
+		mkfs.fat -C -F 32 -n APPLIANCE -i 47564d53 "$work/esp.img" $((esp_mib * 1024)) >/dev/null
+	export MTOOLS_SKIP_CHECK=1
+	mmd -i "$work/esp.img" ::/EFI ::/EFI/BOOT
+	mcopy -i "$work/esp.img" "$work/$efiname" "::/EFI/BOOT/$efiname"
+	mcopy -i "$work/esp.img" "$kroot/boot/$kfile" "::/$kfile"
+	mcopy -i "$work/esp.img" "$work/initrd.img" ::/initrd.img
+
+	# --- GPT disk: 1 MiB, the ESP, 1 MiB for the backup GPT
+	say "[$arch] GPT disk + qcow2"
+	local sectors=$((esp_mib * 2048))
+	truncate -s $(((esp_mib + 2) * 1048576)) "$work/disk.raw"
+	sfdisk --quiet "$work/disk.raw" <<-EOF
+		label: gpt
+		label-id: 6A4E5C10-8B1D-4B1E-9C7A-47554152444E
+		unit: sectors
+		first-lba: 2048
+		start=2048, size=$sectors, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=6A4E5C10-8B1D-4B1E-9C7A-455350303031, name="EFI System"
+	EOF
+	dd if="$work/esp.img" of="$work/disk.raw" bs=1M seek=1 conv=notrunc status=none
+	qemu-img convert -f raw -O qcow2 "$work/disk.raw" "$work/disk.qcow2"
+	say "[$arch] xz"
+	xz -T2 -6 -c "$work/disk.qcow2" >"$work/disk.qcow2.xz"
+
+	# --- publish
+	mkdir -p "$dest"
+	cp "$kroot/boot/$kfile" "$dest/vmlinuz"
+	mv "$work/initrd.img" "$dest/initrd.img"
+	echo "$cmdline" >"$dest/cmdline"
+	mv "$work/grub.cfg" "$work/$efiname" "$dest/"
+	mv "$work/disk.qcow2" "$dest/disk.qcow2"
+	mv "$work/disk.qcow2.xz" "$dest/disk.qcow2.xz"
+	(cd "$dest" && sha256sum disk.qcow2.xz >disk.qcow2.xz.sha256)
+	rm -rf "$work"
+	echo "$stamp" >"$dest/.stamp"
+	say "[$arch] done: $dest/disk.qcow2.xz ($(du -h "$dest/disk.qcow2.xz" | cut -f1)), kernel $kver"
+}
+
+resolve
+for a in "${arches[@]}"; do
+	build_arch "$a"
+done
