@@ -369,6 +369,35 @@ for _ in $(seq 300); do
 done
 check "SSE client count back to 0" grep -qx 'vmmod_sse_clients 0' "$d/out"
 
+# ------------------------------------------------------------ HEAD
+got=$(curl -sS "${S[@]}" -o /dev/null -w '%{http_code}' -I http://vmmod/api/vms)
+check "HEAD /api/vms -> 200 ($got)" [ "$got" = 200 ]
+
+# ------------------------------------------------------------ libvirtd away
+# Killed: VM routes answer 503 at once, status says so; back: all resyncs.
+read -r lpid </run/libvirtd.pid || true
+kill -KILL "$lpid"
+for _ in $(seq 100); do
+	[ "$(api GET /api/vms/status '')" = 200 ] && [ "$(field .libvirtd_running)" = false ] && break
+	sleep 0.1
+done
+check "status: libvirtd_running false" [ "$(field .libvirtd_running)" = false ]
+t0=$(date +%s%N)
+expect 503 libvirtd_down GET /api/vms
+expect 503 libvirtd_down POST /api/vms/ubuntu22.04/start
+expect 503 libvirtd_down GET /api/vms/ubuntu22.04
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "three 503 answers took ${ms} ms (< 1000)" [ "$ms" -lt 1000 ]
+expect 200 - GET /healthz
+libvirtd -d -f /etc/libvirt/libvirtd.conf -p /run/libvirtd.pid
+for _ in $(seq 300); do
+	[ "$(api GET /api/vms '')" = 200 ] && break
+	sleep 0.1
+done
+check "after libvirtd restarts, /api/vms answers again" jqe '.vms | map(.name) | index("ubuntu22.04") != null' "$d/out"
+expect 200 - POST /api/vms/ubuntu22.04/start
+expect 200 - POST /api/vms/ubuntu22.04/force-stop
+
 # clean stop: SIGTERM ends vmmod, also with a suspended SSE stream open
 curl -sS -N "${S[@]}" --max-time 30 http://vmmod/api/events >/dev/null 2>&1 &
 sse_pid=$!
