@@ -40,11 +40,11 @@ while [ $# -gt 0 ]; do
 	--force) force=1 ;;
 	-h | --help) usage; exit 0 ;;
 	x86_64 | aarch64) arches+=("$1") ;;
-	*) usage >&2; die "unknown argument '$1' (ARCH is x86_64 or aarch64)" ;;
+	*) die "unknown argument '$1' (ARCH is x86_64 or aarch64; see --help)" ;;
 	esac
 	shift
 done
-[ ${#arches[@]} -gt 0 ] || { usage >&2; die "no ARCH given"; }
+[ ${#arches[@]} -gt 0 ] || die "no ARCH given (x86_64 | aarch64; see --help)"
 
 for tool in apt-get apt-cache dpkg-deb dpkg depmod modprobe cpio gzip mformat mmd mcopy \
 	mkfs.fat sfdisk qemu-img xz sha256sum flock; do
