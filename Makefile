@@ -153,3 +153,8 @@ fmt-check:
 	clang-format --dry-run --Werror $(FMT_FILES)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# `sudo make bench`: vmmod against the seed's Flask + virsh module, printed
+# as tables (bench/README.md); informational, fails only when broken.
+bench: all
+	bench/run.sh --build $(BUILD)
