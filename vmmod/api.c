@@ -55,10 +55,7 @@ static void
 h_todo(const struct api_request *, const char *, struct api_response *);
 
 #define LV API_LIBVIRT
-#define ACTION(a)                                                              \
-	{                                                                      \
-		"/api/vms/{name}/" a, LV, NULL, h_action, NULL, NULL           \
-	}
+#define LVS (API_LIBVIRT | API_SLOW)
 
 /*
  * Order matters: the first pattern that matches the path wins, so literal
@@ -79,15 +76,15 @@ static const struct route routes[] = {
     {"/api/vms/list", LV, h_list, NULL, NULL, NULL},
     {"/api/vms/templates", 0, h_todo, NULL, NULL, NULL},
     {"/api/vms/create", LV, NULL, h_todo, NULL, NULL},
-    {"/api/vms/{name}", LV, h_vm, NULL, NULL, h_delete},
-    ACTION("start"),
-    ACTION("stop"),
-    ACTION("force-stop"),
-    ACTION("restart"),
-    ACTION("pause"),
-    ACTION("resume"),
-    {"/api/vms/{name}/autostart", LV, NULL, h_autostart, NULL, NULL},
-    {"/api/vms/{name}/delete", LV, NULL, NULL, NULL, h_delete},
+    {"/api/vms/{name}", LVS, h_vm, NULL, NULL, h_delete},
+    {"/api/vms/{name}/start", LVS, NULL, h_action, NULL, NULL},
+    {"/api/vms/{name}/stop", LVS, NULL, h_action, NULL, NULL},
+    {"/api/vms/{name}/force-stop", LVS, NULL, h_action, NULL, NULL},
+    {"/api/vms/{name}/restart", LVS, NULL, h_action, NULL, NULL},
+    {"/api/vms/{name}/pause", LVS, NULL, h_action, NULL, NULL},
+    {"/api/vms/{name}/resume", LVS, NULL, h_action, NULL, NULL},
+    {"/api/vms/{name}/autostart", LVS, NULL, h_autostart, NULL, NULL},
+    {"/api/vms/{name}/delete", LVS, NULL, NULL, NULL, h_delete},
     {"/api/vms/{name}/console", LV, h_console, h_todo, NULL, NULL},
     {"/api/vms/{name}/console/serial", LV, h_todo, NULL, NULL, NULL},
     {"/api/vms/{name}/console/vnc", LV, h_todo, NULL, NULL, NULL},

@@ -60,6 +60,12 @@ struct req {
 	bool too_big;
 	char peer[INET6_ADDRSTRLEN + 8];
 	char session[2 * TOKEN_BYTES + 1];
+	/* the request for api.c and its answer (maybe from a worker) */
+	struct MHD_Connection *conn;
+	char *path; /* split into ar.seg */
+	struct api_request ar;
+	struct api_response resp;
+	bool have_resp;
 };
 
 struct sse {
@@ -86,6 +92,13 @@ static bool token_loaded;
 
 static pthread_mutex_t sess_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct session sessions[SESSION_MAX];
+
+/* Workers running libvirt calls for suspended connections. */
+#define WORK_MAX 16
+static pthread_mutex_t work_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
+static unsigned work_busy;
+static bool work_stopping;
 
 /* The SSE list and the keepalive thread. */
 static pthread_mutex_t sse_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -491,19 +504,21 @@ sse_free(void *cls)
 static void *
 sse_keepalive_main(void *arg)
 {
-	struct timespec ts;
+	struct timespec deadline;
 	struct sse *s;
 
 	pthread_mutex_lock(&sse_mtx);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	while (!sse_stopping) {
 		if (sse_head == NULL) {
 			/* nobody watches: sleep until someone does */
 			pthread_cond_wait(&sse_cond, &sse_mtx);
+			clock_gettime(CLOCK_MONOTONIC, &deadline);
+			deadline.tv_sec += SSE_KEEPALIVE_S;
 			continue;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += SSE_KEEPALIVE_S;
-		if (pthread_cond_timedwait(&sse_cond, &sse_mtx, &ts) !=
+		/* new clients wake us too; the deadline stays */
+		if (pthread_cond_timedwait(&sse_cond, &sse_mtx, &deadline) !=
 		    ETIMEDOUT)
 			continue;
 		for (s = sse_head; s != NULL; s = s->next) {
@@ -512,6 +527,8 @@ sse_keepalive_main(void *arg)
 			sse_kick(s);
 			pthread_mutex_unlock(&s->mtx);
 		}
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += SSE_KEEPALIVE_S;
 	}
 	pthread_mutex_unlock(&sse_mtx);
 	return NULL;
@@ -601,7 +618,9 @@ on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 
 	if (r == NULL)
 		return;
+	api_response_clear(&r->resp);
 	free(r->uri);
+	free(r->path);
 	free(r->body);
 	free(r);
 	*req_cls = NULL;
@@ -818,6 +837,76 @@ first_call(struct listener *l, struct MHD_Connection *c, const char *method,
 	return MHD_YES;
 }
 
+static void
+request_fill(struct MHD_Connection *c, const char *method, struct req *r)
+{
+	struct api_request *ar = &r->ar;
+
+	r->path = xstrdup(r->uri);
+	ar->nseg = http_split_path(r->path, ar->seg);
+	ar->method = api_method_bit(method);
+	ar->arg = query_arg;
+	ar->arg_cls = c;
+	ar->content_type = header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+	ar->body = r->body;
+	ar->body_len = r->len;
+	ar->peer = r->peer;
+	ar->session = r->session[0] != '\0' ? r->session : NULL;
+}
+
+static void *
+work_main(void *arg)
+{
+	struct req *r = arg;
+
+	api_handle(&r->ar, r->route, &r->resp);
+	r->have_resp = true;
+	/* from here on r belongs to MHD again (and may be freed) */
+	MHD_resume_connection(r->conn);
+	pthread_mutex_lock(&work_mtx);
+	work_busy--;
+	pthread_cond_broadcast(&work_cond);
+	pthread_mutex_unlock(&work_mtx);
+	return NULL;
+}
+
+/*
+ * A state change calls libvirt, which may take seconds (a start) or hang
+ * until its keepalive gives up (libvirtd stopped): that runs on a thread of
+ * its own while the connection is suspended, so the MHD worker keeps serving
+ * its other connections.  Returns -1 to run the handler inline.
+ */
+static int
+work_start(struct MHD_Connection *c, struct req *r)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	if (r->ar.method == AM_GET || !(api_route_flags(r->route) & API_SLOW))
+		return -1;
+	pthread_mutex_lock(&work_mtx);
+	if (work_busy >= WORK_MAX || work_stopping) {
+		pthread_mutex_unlock(&work_mtx);
+		return -1;
+	}
+	work_busy++;
+	pthread_mutex_unlock(&work_mtx);
+
+	r->conn = c;
+	MHD_suspend_connection(c);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &attr, work_main, r);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		/* answer here; MHD calls us again once resumed */
+		log_warnx("%s: pthread_create: %s", __func__, strerror(rc));
+		work_main(r);
+	}
+	return 0;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload,
@@ -825,9 +914,6 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 {
 	struct listener *l = cls;
 	struct req *r = *req_cls;
-	struct api_request ar = {0};
-	struct api_response resp;
-	char *path;
 
 	if (r == NULL) /* no URI callback ran: cannot happen, but be safe */
 		*req_cls = r = on_uri(NULL, url, c);
@@ -857,19 +943,14 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return send_error(l, c, r, 413, "body_too_large",
 		    "request body exceeds 65536 bytes", 0);
 
-	path = xstrdup(r->uri);
-	ar.nseg = http_split_path(path, ar.seg);
-	ar.method = api_method_bit(method);
-	ar.arg = query_arg;
-	ar.arg_cls = c;
-	ar.content_type = header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
-	ar.body = r->body;
-	ar.body_len = r->len;
-	ar.peer = r->peer;
-	ar.session = r->session[0] != '\0' ? r->session : NULL;
-	api_handle(&ar, r->route, &resp);
-	free(path);
-	return send_response(l, c, r, &resp);
+	if (!r->have_resp) {
+		request_fill(c, method, r);
+		if (work_start(c, r) == 0)
+			return MHD_YES; /* suspended until the worker is done */
+		api_handle(&r->ar, r->route, &r->resp);
+		r->have_resp = true;
+	}
+	return send_response(l, c, r, &r->resp);
 }
 
 /* ---- listeners ---------------------------------------------------------- */
@@ -1035,7 +1116,7 @@ http_start(const struct vmmod_conf *conf)
 	pthread_cond_init(&sse_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	cond_ready = true;
-	sse_stopping = false;
+	sse_stopping = work_stopping = false;
 	if (conf->socket_path != NULL) {
 		l = &listeners[0];
 		if ((l->fd = unix_listen(conf->socket_path, conf->socket_mode,
@@ -1082,6 +1163,11 @@ http_stop(void)
 		if (listeners[i].d != NULL)
 			MHD_quiesce_daemon(listeners[i].d);
 	/* MHD must not be stopped with suspended connections: end them. */
+	pthread_mutex_lock(&work_mtx);
+	work_stopping = true;
+	while (work_busy > 0)
+		pthread_cond_wait(&work_cond, &work_mtx);
+	pthread_mutex_unlock(&work_mtx);
 	pthread_mutex_lock(&sse_mtx);
 	sse_stopping = true;
 	for (s = sse_head; s != NULL; s = s->next) {
