@@ -81,8 +81,8 @@ domparse_facts(const char *xml, struct vm_facts *f)
 		goto done;
 	if ((ctx = xmlXPathNewContext(doc)) == NULL)
 		goto done;
-	if (xmlXPathRegisterNs(ctx, (const xmlChar *)"gvm",
-	    (const xmlChar *)SPEC_XMLNS) != 0)
+	if (xmlXPathRegisterNs(
+		ctx, (const xmlChar *)"gvm", (const xmlChar *)SPEC_XMLNS) != 0)
 		goto done;
 	if (!xpath_exists(ctx, "boolean(/domain)"))
 		goto done;
@@ -92,18 +92,18 @@ domparse_facts(const char *xml, struct vm_facts *f)
 	free(f->title);
 	f->title = xpath_str(ctx, "string(/domain/title)");
 	free(f->template_id);
-	f->template_id = xpath_str(ctx,
-	    "string(/domain/metadata/gvm:vm/gvm:template)");
+	f->template_id =
+	    xpath_str(ctx, "string(/domain/metadata/gvm:vm/gvm:template)");
 	free(f->mac);
-	f->mac = xpath_str(ctx,
-	    "string(/domain/devices/interface[1]/mac/@address)");
+	f->mac =
+	    xpath_str(ctx, "string(/domain/devices/interface[1]/mac/@address)");
 	if (f->mac != NULL)
 		for (p = f->mac; *p != '\0'; p++)
 			*p = tolower((unsigned char)*p);
-	f->has_vnc = xpath_exists(ctx,
-	    "boolean(/domain/devices/graphics[@type='vnc'])");
-	f->has_serial = xpath_exists(ctx,
-	    "boolean(/domain/devices/serial | /domain/devices/console)");
+	f->has_vnc =
+	    xpath_exists(ctx, "boolean(/domain/devices/graphics[@type='vnc'])");
+	f->has_serial = xpath_exists(
+	    ctx, "boolean(/domain/devices/serial | /domain/devices/console)");
 	f->vcpus = xpath_ulong(ctx, "string(/domain/vcpu)");
 
 	/* <memory unit='KiB'>: libvirt always reports KiB, but honour units. */
@@ -140,13 +140,14 @@ domparse_disks(const char *xml)
 	    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (doc == NULL || (ctx = xmlXPathNewContext(doc)) == NULL)
 		goto done;
-	obj = xmlXPathEvalExpression((const xmlChar *)
-	    "/domain/devices/disk[@type='file' or @type='volume']/source/@file",
+	obj = xmlXPathEvalExpression(
+	    (const xmlChar
+		    *)"/domain/devices/disk[@type='file' or @type='volume']/source/@file",
 	    ctx);
 	if (obj == NULL || obj->nodesetval == NULL)
 		goto done;
-	paths = xreallocarray(NULL, obj->nodesetval->nodeNr + 1,
-	    sizeof(*paths));
+	paths =
+	    xreallocarray(NULL, obj->nodesetval->nodeNr + 1, sizeof(*paths));
 	for (i = 0; i < obj->nodesetval->nodeNr; i++) {
 		v = xmlNodeGetContent(obj->nodesetval->nodeTab[i]);
 		if (v != NULL && v[0] != '\0')

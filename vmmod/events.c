@@ -16,9 +16,9 @@
 #define MAX_WATCH 256
 
 struct watch {
-	int	 id;
-	void	(*wake)(void *);
-	void	*arg;
+	int id;
+	void (*wake)(void *);
+	void *arg;
 };
 
 /*
@@ -30,7 +30,7 @@ static pthread_mutex_t events_mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t wake_mtx = PTHREAD_MUTEX_INITIALIZER;
 static char *ring[RING_SIZE];
 static size_t ring_len[RING_SIZE];
-static uint64_t ring_seq;		/* seq of the newest event; 0 = none */
+static uint64_t ring_seq; /* seq of the newest event; 0 = none */
 static struct watch watches[MAX_WATCH];
 static int nwatches, next_watch_id = 1;
 

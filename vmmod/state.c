@@ -15,10 +15,10 @@
 #include "vmmod.h"
 
 struct vm_entry {
-	struct vm_facts	 f;
-	struct vm_stats	 stats;
-	bool		 has_stats;
-	time_t		 started;	/* when we saw it start, 0 unknown */
+	struct vm_facts f;
+	struct vm_stats stats;
+	bool has_stats;
+	time_t started; /* when we saw it start, 0 unknown */
 };
 
 static pthread_mutex_t state_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -32,14 +32,14 @@ static time_t leases_checked;
 static struct timespec lease_mtime, resv_mtime;
 
 static const char *state_names[] = {
-	[VS_UNKNOWN] = "unknown",
-	[VS_RUNNING] = "running",
-	[VS_PAUSED] = "paused",
-	[VS_SHUTOFF] = "shutoff",
-	[VS_SHUTTING_DOWN] = "shutting-down",
-	[VS_CRASHED] = "crashed",
-	[VS_PMSUSPENDED] = "pmsuspended",
-	[VS_STARTING] = "starting",
+    [VS_UNKNOWN] = "unknown",
+    [VS_RUNNING] = "running",
+    [VS_PAUSED] = "paused",
+    [VS_SHUTOFF] = "shutoff",
+    [VS_SHUTTING_DOWN] = "shutting-down",
+    [VS_CRASHED] = "crashed",
+    [VS_PMSUSPENDED] = "pmsuspended",
+    [VS_STARTING] = "starting",
 };
 
 const char *
@@ -100,8 +100,8 @@ state_init(const struct vmmod_conf *conf, const struct host_facts *h)
 	free(lease_file);
 	free(reservations_dir);
 	lease_file = conf->lease_file ? xstrdup(conf->lease_file) : NULL;
-	reservations_dir = conf->reservations_dir ?
-	    xstrdup(conf->reservations_dir) : NULL;
+	reservations_dir =
+	    conf->reservations_dir ? xstrdup(conf->reservations_dir) : NULL;
 	leases_checked = 0;
 	pthread_mutex_unlock(&state_mtx);
 }
@@ -156,7 +156,7 @@ static bool
 mtime_changed(const char *path, struct timespec *seen)
 {
 	struct stat st;
-	struct timespec now = { 0, 0 };
+	struct timespec now = {0, 0};
 
 	if (path != NULL && stat(path, &st) == 0)
 		now = st.st_mtim;
@@ -187,8 +187,8 @@ refresh_leases(void)
 static void
 json_add_str(json_object *o, const char *key, const char *val)
 {
-	json_object_object_add(o, key,
-	    val != NULL ? json_object_new_string(val) : NULL);
+	json_object_object_add(
+	    o, key, val != NULL ? json_object_new_string(val) : NULL);
 }
 
 /* Called with state_mtx held. */
@@ -205,13 +205,14 @@ entry_json(const struct vm_entry *e)
 	json_add_str(o, "uuid", e->f.uuid);
 	json_add_str(o, "state", vm_state_name(e->f.state));
 	json_object_object_add(o, "vcpus", json_object_new_int(e->f.vcpus));
-	json_object_object_add(o, "memory_mb",
-	    json_object_new_int64(e->f.memory_mb));
-	json_object_object_add(o, "memory", json_object_new_int64(e->f.memory_mb));
-	json_object_object_add(o, "autostart",
-	    json_object_new_boolean(e->f.autostart));
-	json_object_object_add(o, "persistent",
-	    json_object_new_boolean(e->f.persistent));
+	json_object_object_add(
+	    o, "memory_mb", json_object_new_int64(e->f.memory_mb));
+	json_object_object_add(
+	    o, "memory", json_object_new_int64(e->f.memory_mb));
+	json_object_object_add(
+	    o, "autostart", json_object_new_boolean(e->f.autostart));
+	json_object_object_add(
+	    o, "persistent", json_object_new_boolean(e->f.persistent));
 	json_add_str(o, "title", e->f.title);
 	json_add_str(o, "ip", ip);
 	json_add_str(o, "mac", e->f.mac);
@@ -371,10 +372,10 @@ status_locked(void)
 
 	json_object_object_add(o, "installed", json_object_new_boolean(true));
 	json_object_object_add(o, "enabled", json_object_new_boolean(true));
-	json_object_object_add(o, "libvirtd_running",
-	    json_object_new_boolean(connected));
-	json_object_object_add(o, "libvirt_active",
-	    json_object_new_boolean(connected));
+	json_object_object_add(
+	    o, "libvirtd_running", json_object_new_boolean(connected));
+	json_object_object_add(
+	    o, "libvirt_active", json_object_new_boolean(connected));
 	json_add_str(o, "accel", host.accel);
 	json_add_str(o, "arch", host.arch);
 	json_add_str(o, "version", VMMOD_VERSION);
@@ -430,8 +431,8 @@ cmp_name(const void *a, const void *b)
 {
 	const struct vm_entry *const *x = a, *const *y = b;
 
-	return strcmp((*x)->f.name ? (*x)->f.name : "",
-	    (*y)->f.name ? (*y)->f.name : "");
+	return strcmp(
+	    (*x)->f.name ? (*x)->f.name : "", (*y)->f.name ? (*y)->f.name : "");
 }
 
 json_object *
@@ -507,27 +508,28 @@ state_host_json(void)
 
 	pthread_mutex_lock(&state_mtx);
 	for (i = 0; i < nvms; i++)
-		if (vms[i].f.state == VS_RUNNING || vms[i].f.state == VS_PAUSED ||
-		    vms[i].f.autostart)
+		if (vms[i].f.state == VS_RUNNING ||
+		    vms[i].f.state == VS_PAUSED || vms[i].f.autostart)
 			committed += vms[i].f.memory_mb;
 	json_add_str(o, "arch", host.arch);
 	json_add_str(o, "accel", host.accel);
 	json_add_str(o, "accel_why", host.accel_why);
 	json_object_object_add(o, "kvm_usable",
-	    json_object_new_boolean(host.accel != NULL &&
-		strcmp(host.accel, "kvm") == 0));
-	json_object_object_add(o, "ram_total_mb",
-	    json_object_new_int64(host.ram_total_mb));
-	json_object_object_add(o, "ram_committed_mb",
-	    json_object_new_int64(committed));
-	json_object_object_add(o, "ram_budget_mb",
-	    json_object_new_int64(host.ram_budget_mb));
-	json_object_object_add(o, "libvirtd_running",
-	    json_object_new_boolean(connected));
+	    json_object_new_boolean(
+		host.accel != NULL && strcmp(host.accel, "kvm") == 0));
+	json_object_object_add(
+	    o, "ram_total_mb", json_object_new_int64(host.ram_total_mb));
+	json_object_object_add(
+	    o, "ram_committed_mb", json_object_new_int64(committed));
+	json_object_object_add(
+	    o, "ram_budget_mb", json_object_new_int64(host.ram_budget_mb));
+	json_object_object_add(
+	    o, "libvirtd_running", json_object_new_boolean(connected));
 	b = json_object_new_array();
-	json_object_array_add(b, json_object_new_string(
-	    host.accel != NULL && strcmp(host.accel, "kvm") == 0 ? "kvm" :
-	    "qemu"));
+	json_object_array_add(b,
+	    json_object_new_string(
+		host.accel != NULL && strcmp(host.accel, "kvm") == 0 ? "kvm"
+								     : "qemu"));
 	if (host.xen)
 		json_object_array_add(b, json_object_new_string("xen"));
 	json_object_object_add(o, "backends", b);

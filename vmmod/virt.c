@@ -25,27 +25,27 @@
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
 #define STATS_INTERVAL_MS 2000
-#define STOP_GRACE_S 600	/* how long "shutting-down" is shown at most */
+#define STOP_GRACE_S 600 /* how long "shutting-down" is shown at most */
 #define MAX_QUEUE 1024
 
 struct stopping {
-	char	 uuid[37];
-	time_t	 force_at;	/* 0: never force */
-	time_t	 expire;	/* forget after this */
+	char uuid[37];
+	time_t force_at; /* 0: never force */
+	time_t expire; /* forget after this */
 };
 
 struct sample {
-	char		 uuid[37];
+	char uuid[37];
 	unsigned long long cpu_ns, rd, wr, rx, tx;
-	struct timespec	 at;
-	bool		 seen;
+	struct timespec at;
+	bool seen;
 };
 
 static pthread_mutex_t virt_mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t virt_cond = PTHREAD_COND_INITIALIZER;
 static pthread_t event_tid, worker_tid;
 static bool quit, need_connect = true, need_resync;
-static virConnectPtr conn;		/* guarded by virt_mtx */
+static virConnectPtr conn; /* guarded by virt_mtx */
 static int lifecycle_cb = -1, reboot_cb = -1, meta_cb = -1;
 static char *uri, *pool_name;
 static char queue[MAX_QUEUE][37];
@@ -61,12 +61,12 @@ static struct sample *samples;
 static size_t nsamples;
 
 static const char *action_names[] = {
-	[ACT_START] = "start",
-	[ACT_STOP] = "stop",
-	[ACT_FORCE_STOP] = "force-stop",
-	[ACT_RESTART] = "restart",
-	[ACT_PAUSE] = "pause",
-	[ACT_RESUME] = "resume",
+    [ACT_START] = "start",
+    [ACT_STOP] = "stop",
+    [ACT_FORCE_STOP] = "force-stop",
+    [ACT_RESTART] = "restart",
+    [ACT_PAUSE] = "pause",
+    [ACT_RESUME] = "resume",
 };
 
 const char *
@@ -141,8 +141,8 @@ conn_get(void)
 /* ---- event callbacks (event thread: no libvirt calls) -------------------- */
 
 static int
-on_lifecycle(virConnectPtr c, virDomainPtr dom, int event, int detail,
-    void *opaque)
+on_lifecycle(
+    virConnectPtr c, virDomainPtr dom, int event, int detail, void *opaque)
 {
 	char uuid[VIR_UUID_STRING_BUFLEN];
 
@@ -198,8 +198,8 @@ map_state(int st, int reason)
 	case VIR_DOMAIN_BLOCKED:
 		return VS_RUNNING;
 	case VIR_DOMAIN_PAUSED:
-		return reason == VIR_DOMAIN_PAUSED_STARTING_UP ? VS_STARTING :
-		    VS_PAUSED;
+		return reason == VIR_DOMAIN_PAUSED_STARTING_UP ? VS_STARTING
+							       : VS_PAUSED;
 	case VIR_DOMAIN_SHUTDOWN:
 		return VS_SHUTTING_DOWN;
 	case VIR_DOMAIN_SHUTOFF:
@@ -373,7 +373,8 @@ try_connect(void)
 	    VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
 	    VIR_DOMAIN_EVENT_CALLBACK(on_metadata), NULL, NULL);
 	if (lifecycle_cb < 0)
-		log_warnx("%s: no lifecycle events: %s", __func__, last_error());
+		log_warnx(
+		    "%s: no lifecycle events: %s", __func__, last_error());
 	pthread_mutex_lock(&virt_mtx);
 	conn = c;
 	pthread_mutex_unlock(&virt_mtx);
@@ -454,10 +455,11 @@ gather_stats(virConnectPtr c)
 	double dt;
 	unsigned int vcpus;
 
-	if (virConnectGetAllDomainStats(c, VIR_DOMAIN_STATS_CPU_TOTAL |
-	    VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_INTERFACE |
-	    VIR_DOMAIN_STATS_BLOCK | VIR_DOMAIN_STATS_VCPU, &recs,
-	    VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE) < 0) {
+	if (virConnectGetAllDomainStats(c,
+		VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON |
+		    VIR_DOMAIN_STATS_INTERFACE | VIR_DOMAIN_STATS_BLOCK |
+		    VIR_DOMAIN_STATS_VCPU,
+		&recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE) < 0) {
 		log_debug("%s: %s", __func__, last_error());
 		return;
 	}
@@ -466,8 +468,7 @@ gather_stats(virConnectPtr c)
 		if (virDomainGetUUIDString((*r)->dom, uuid) < 0)
 			continue;
 		memset(&now, 0, sizeof(now));
-		now.cpu_ns = param_ull((*r)->params, (*r)->nparams,
-		    "cpu.time");
+		now.cpu_ns = param_ull((*r)->params, (*r)->nparams, "cpu.time");
 		cnt = param_ull((*r)->params, (*r)->nparams, "block.count");
 		for (i = 0; i < cnt && i < 64; i++) {
 			now.rd += param_idx((*r)->params, (*r)->nparams,
@@ -477,31 +478,35 @@ gather_stats(virConnectPtr c)
 		}
 		cnt = param_ull((*r)->params, (*r)->nparams, "net.count");
 		for (i = 0; i < cnt && i < 64; i++) {
-			now.rx += param_idx((*r)->params, (*r)->nparams,
-			    "net", i, "rx.bytes");
-			now.tx += param_idx((*r)->params, (*r)->nparams,
-			    "net", i, "tx.bytes");
+			now.rx += param_idx(
+			    (*r)->params, (*r)->nparams, "net", i, "rx.bytes");
+			now.tx += param_idx(
+			    (*r)->params, (*r)->nparams, "net", i, "tx.bytes");
 		}
 		if (virTypedParamsGetUInt((*r)->params, (*r)->nparams,
-		    "vcpu.current", &vcpus) != 1 || vcpus == 0)
+			"vcpu.current", &vcpus) != 1 ||
+		    vcpus == 0)
 			vcpus = 1;
 		memset(&st, 0, sizeof(st));
 		/* Memory the guest uses: balloon minus unused when the guest
 		 * reports it, else what QEMU holds resident. */
 		v = param_ull((*r)->params, (*r)->nparams, "balloon.unused");
 		if (v != 0)
-			st.mem_used_mb = (param_ull((*r)->params,
-			    (*r)->nparams, "balloon.available") - v) / 1024;
+			st.mem_used_mb = (param_ull((*r)->params, (*r)->nparams,
+					      "balloon.available") -
+					     v) /
+			    1024;
 		else
-			st.mem_used_mb = param_ull((*r)->params,
-			    (*r)->nparams, "balloon.rss") / 1024;
+			st.mem_used_mb = param_ull((*r)->params, (*r)->nparams,
+					     "balloon.rss") /
+			    1024;
 		s = sample_for(uuid);
 		if (s->seen) {
 			dt = (ts.tv_sec - s->at.tv_sec) +
 			    (ts.tv_nsec - s->at.tv_nsec) / 1e9;
 			if (dt > 0 && now.cpu_ns >= s->cpu_ns)
-				st.cpu_pct = (now.cpu_ns - s->cpu_ns) / 1e7 /
-				    dt / vcpus;
+				st.cpu_pct =
+				    (now.cpu_ns - s->cpu_ns) / 1e7 / dt / vcpus;
 			st.cpu_pct = (long)(st.cpu_pct * 10 + 0.5) / 10.0;
 			st.disk_rd_bps = rate(now.rd, s->rd, dt);
 			st.disk_wr_bps = rate(now.wr, s->wr, dt);
@@ -600,7 +605,7 @@ static void *
 worker_main(void *arg)
 {
 	char work[MAX_QUEUE][37];
-	struct timespec deadline, next_stats = { 0, 0 }, now;
+	struct timespec deadline, next_stats = {0, 0}, now;
 	long backoff = BACKOFF_MIN_MS;
 	virConnectPtr c;
 	size_t i, n;
@@ -617,9 +622,9 @@ worker_main(void *arg)
 			if (need_connect || nqueue > 0 || need_resync ||
 			    (stop_at != 0 && stop_at <= now.tv_sec) ||
 			    (watchers > 0 && conn != NULL &&
-			    (now.tv_sec > next_stats.tv_sec ||
-			    (now.tv_sec == next_stats.tv_sec &&
-			    now.tv_nsec >= next_stats.tv_nsec))))
+				(now.tv_sec > next_stats.tv_sec ||
+				    (now.tv_sec == next_stats.tv_sec &&
+					now.tv_nsec >= next_stats.tv_nsec))))
 				break;
 			/* Sleep until work, the next stats tick or stop
 			 * deadline; with nobody watching and no stops, sleep
@@ -628,14 +633,15 @@ worker_main(void *arg)
 				deadline = next_stats;
 			else
 				deadline.tv_sec = 0;
-			if (stop_at != 0 && (deadline.tv_sec == 0 ||
-			    stop_at < deadline.tv_sec)) {
+			if (stop_at != 0 &&
+			    (deadline.tv_sec == 0 ||
+				stop_at < deadline.tv_sec)) {
 				deadline.tv_sec = stop_at;
 				deadline.tv_nsec = 0;
 			}
 			if (deadline.tv_sec != 0)
-				pthread_cond_timedwait(&virt_cond, &virt_mtx,
-				    &deadline);
+				pthread_cond_timedwait(
+				    &virt_cond, &virt_mtx, &deadline);
 			else
 				pthread_cond_wait(&virt_cond, &virt_mtx);
 		}
@@ -652,8 +658,8 @@ worker_main(void *arg)
 		clock_gettime(CLOCK_REALTIME, &now);
 		stats_now = watchers > 0 && conn != NULL &&
 		    (now.tv_sec > next_stats.tv_sec ||
-		    (now.tv_sec == next_stats.tv_sec &&
-		    now.tv_nsec >= next_stats.tv_nsec));
+			(now.tv_sec == next_stats.tv_sec &&
+			    now.tv_nsec >= next_stats.tv_nsec));
 		pthread_mutex_unlock(&virt_mtx);
 
 		if (connect_now) {
@@ -666,12 +672,13 @@ worker_main(void *arg)
 				/* Back off, waking early only to quit. */
 				clock_gettime(CLOCK_REALTIME, &deadline);
 				timespec_add_ms(&deadline, backoff);
-				backoff = backoff * 2 > BACKOFF_MAX_MS ?
-				    BACKOFF_MAX_MS : backoff * 2;
+				backoff = backoff * 2 > BACKOFF_MAX_MS
+				    ? BACKOFF_MAX_MS
+				    : backoff * 2;
 				pthread_mutex_lock(&virt_mtx);
 				if (!quit)
-					pthread_cond_timedwait(&virt_cond,
-					    &virt_mtx, &deadline);
+					pthread_cond_timedwait(
+					    &virt_cond, &virt_mtx, &deadline);
 				pthread_mutex_unlock(&virt_mtx);
 				continue;
 			}
@@ -798,8 +805,8 @@ add_stop(const char *uuid, int timeout_s)
 	if (i < nstops) {
 		memcpy(stops[i].uuid, uuid, 37);
 		stops[i].force_at = timeout_s > 0 ? now + timeout_s : 0;
-		stops[i].expire = now + (timeout_s > 0 ? timeout_s + 60 :
-		    STOP_GRACE_S);
+		stops[i].expire =
+		    now + (timeout_s > 0 ? timeout_s + 60 : STOP_GRACE_S);
 	}
 	wake_worker_locked();
 	pthread_mutex_unlock(&virt_mtx);
@@ -826,11 +833,11 @@ int
 virt_action(const char *ref, enum vm_action act, int timeout_s,
     json_object **vmp, struct api_error *err)
 {
-	static const int off[] = { VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_CRASHED };
-	static const int on[] = { VIR_DOMAIN_RUNNING, VIR_DOMAIN_BLOCKED,
-		VIR_DOMAIN_PAUSED, VIR_DOMAIN_SHUTDOWN, VIR_DOMAIN_PMSUSPENDED };
-	static const int running[] = { VIR_DOMAIN_RUNNING, VIR_DOMAIN_BLOCKED };
-	static const int paused[] = { VIR_DOMAIN_PAUSED };
+	static const int off[] = {VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_CRASHED};
+	static const int on[] = {VIR_DOMAIN_RUNNING, VIR_DOMAIN_BLOCKED,
+	    VIR_DOMAIN_PAUSED, VIR_DOMAIN_SHUTDOWN, VIR_DOMAIN_PMSUSPENDED};
+	static const int running[] = {VIR_DOMAIN_RUNNING, VIR_DOMAIN_BLOCKED};
+	static const int paused[] = {VIR_DOMAIN_PAUSED};
 	const char *what = vm_action_name(act);
 	virConnectPtr c;
 	virDomainPtr dom = NULL;
@@ -840,8 +847,8 @@ virt_action(const char *ref, enum vm_action act, int timeout_s,
 	if (vmp != NULL)
 		*vmp = NULL;
 	if ((c = conn_get()) == NULL) {
-		api_error_set(err, 503, "libvirtd_down",
-		    "libvirtd is not reachable");
+		api_error_set(
+		    err, 503, "libvirtd_down", "libvirtd is not reachable");
 		return -1;
 	}
 	if ((dom = lookup(c, ref, uuid, err)) == NULL)
@@ -856,8 +863,8 @@ virt_action(const char *ref, enum vm_action act, int timeout_s,
 	case ACT_STOP:
 		if (want_state(dom, running, nitems(running), what, err) < 0)
 			goto done;
-		r = virDomainShutdownFlags(dom,
-		    VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN);
+		r = virDomainShutdownFlags(
+		    dom, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN);
 		if (r == 0)
 			add_stop(uuid, timeout_s);
 		break;
@@ -899,8 +906,8 @@ done:
 }
 
 int
-virt_set_autostart(const char *ref, bool on, json_object **vmp,
-    struct api_error *err)
+virt_set_autostart(
+    const char *ref, bool on, json_object **vmp, struct api_error *err)
 {
 	virConnectPtr c;
 	virDomainPtr dom;
@@ -910,15 +917,15 @@ virt_set_autostart(const char *ref, bool on, json_object **vmp,
 	if (vmp != NULL)
 		*vmp = NULL;
 	if ((c = conn_get()) == NULL) {
-		api_error_set(err, 503, "libvirtd_down",
-		    "libvirtd is not reachable");
+		api_error_set(
+		    err, 503, "libvirtd_down", "libvirtd is not reachable");
 		return -1;
 	}
 	if ((dom = lookup(c, ref, uuid, err)) == NULL)
 		goto done;
 	if (virDomainIsPersistent(dom) != 1) {
-		api_error_set(err, 409, "wrong_state",
-		    "a transient VM cannot autostart");
+		api_error_set(
+		    err, 409, "wrong_state", "a transient VM cannot autostart");
 	} else if (virDomainSetAutostart(dom, on) < 0) {
 		fail_libvirt(err, "set autostart for", ref);
 	} else {
@@ -969,8 +976,8 @@ delete_pool_volumes(virConnectPtr c, char **paths, const char *vm)
 }
 
 int
-virt_delete(const char *ref, bool remove_disk, bool force,
-    struct api_error *err)
+virt_delete(
+    const char *ref, bool remove_disk, bool force, struct api_error *err)
 {
 	virConnectPtr c;
 	virDomainPtr dom = NULL;
@@ -978,8 +985,8 @@ virt_delete(const char *ref, bool remove_disk, bool force,
 	int active, persistent, ret = -1;
 
 	if ((c = conn_get()) == NULL) {
-		api_error_set(err, 503, "libvirtd_down",
-		    "libvirtd is not reachable");
+		api_error_set(
+		    err, 503, "libvirtd_down", "libvirtd is not reachable");
 		return -1;
 	}
 	if ((dom = lookup(c, ref, uuid, err)) == NULL)
@@ -997,10 +1004,11 @@ virt_delete(const char *ref, bool remove_disk, bool force,
 		fail_libvirt(err, "force off", ref);
 		goto done;
 	}
-	if (persistent == 1 && virDomainUndefineFlags(dom,
-	    VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-	    VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-	    VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA) < 0 &&
+	if (persistent == 1 &&
+	    virDomainUndefineFlags(dom,
+		VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+		    VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+		    VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA) < 0 &&
 	    virDomainUndefine(dom) < 0) {
 		fail_libvirt(err, "delete", ref);
 		goto done;

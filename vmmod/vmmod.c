@@ -37,7 +37,8 @@ usage(FILE *fp)
 	    "The Guardian VMs daemon: a JSON API over libvirt for the Guardian\n"
 	    "dashboard and guardian-vm-setup.  See vmmod(8) and vmmod.conf(5).\n"
 	    "\n"
-	    "  -f FILE            configuration file (default " DEFAULT_CONF ")\n"
+	    "  -f FILE            configuration file (default " DEFAULT_CONF
+	    ")\n"
 	    "  -n                 check the configuration and exit\n"
 	    "  -d                 stay in the foreground with debug logging\n"
 	    "  --uri URI          libvirt URI (default qemu:///system)\n"
@@ -58,14 +59,14 @@ apply_cli(struct vmmod_conf *conf, const struct cli *cli)
 	const struct {
 		const char *flag, *key, *val;
 	} kv[] = {
-		{ "uri", "uri", cli->uri },
-		{ "listen", "listen", cli->listen },
-		{ "socket", "socket", cli->socket },
-		{ "token-file", "token_file", cli->token_file },
-		{ "data-dir", "data_dir", cli->data_dir },
-		{ "templates", "templates_dir", cli->templates },
-		{ "web-root", "web_root", cli->web_root },
-		{ "accel", "accel", cli->accel },
+	    {"uri", "uri", cli->uri},
+	    {"listen", "listen", cli->listen},
+	    {"socket", "socket", cli->socket},
+	    {"token-file", "token_file", cli->token_file},
+	    {"data-dir", "data_dir", cli->data_dir},
+	    {"templates", "templates_dir", cli->templates},
+	    {"web-root", "web_root", cli->web_root},
+	    {"accel", "accel", cli->accel},
 	};
 	char *err = NULL;
 	size_t i;
@@ -74,7 +75,8 @@ apply_cli(struct vmmod_conf *conf, const struct cli *cli)
 		if (kv[i].val == NULL)
 			continue;
 		if (conf_set(conf, kv[i].key, kv[i].val, &err) < 0) {
-			log_warnx("--%s: %s", kv[i].flag, err ? err : "invalid");
+			log_warnx(
+			    "--%s: %s", kv[i].flag, err ? err : "invalid");
 			free(err);
 			return -1;
 		}
@@ -120,24 +122,30 @@ host_arch(void)
 int
 main(int argc, char *argv[])
 {
-	enum { O_URI = 256, O_LISTEN, O_SOCKET, O_TOKEN, O_DATA, O_TEMPLATES,
-		O_WEB, O_ACCEL };
-	static const struct option longopts[] = {
-		{ "uri", required_argument, NULL, O_URI },
-		{ "listen", required_argument, NULL, O_LISTEN },
-		{ "socket", required_argument, NULL, O_SOCKET },
-		{ "token-file", required_argument, NULL, O_TOKEN },
-		{ "data-dir", required_argument, NULL, O_DATA },
-		{ "templates", required_argument, NULL, O_TEMPLATES },
-		{ "web-root", required_argument, NULL, O_WEB },
-		{ "accel", required_argument, NULL, O_ACCEL },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
+	enum {
+		O_URI = 256,
+		O_LISTEN,
+		O_SOCKET,
+		O_TOKEN,
+		O_DATA,
+		O_TEMPLATES,
+		O_WEB,
+		O_ACCEL
 	};
+	static const struct option longopts[] = {
+	    {"uri", required_argument, NULL, O_URI},
+	    {"listen", required_argument, NULL, O_LISTEN},
+	    {"socket", required_argument, NULL, O_SOCKET},
+	    {"token-file", required_argument, NULL, O_TOKEN},
+	    {"data-dir", required_argument, NULL, O_DATA},
+	    {"templates", required_argument, NULL, O_TEMPLATES},
+	    {"web-root", required_argument, NULL, O_WEB},
+	    {"accel", required_argument, NULL, O_ACCEL},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
 	struct vmmod_conf conf, next;
 	struct host_facts host;
-	struct cli cli = { 0 };
+	struct cli cli = {0};
 	struct sysinfo si;
 	const char *file = DEFAULT_CONF;
 	char *why = NULL;
@@ -165,14 +173,30 @@ main(int argc, char *argv[])
 		case 'V':
 			printf("vmmod %s\n", VMMOD_VERSION);
 			return 0;
-		case O_URI: cli.uri = optarg; break;
-		case O_LISTEN: cli.listen = optarg; break;
-		case O_SOCKET: cli.socket = optarg; break;
-		case O_TOKEN: cli.token_file = optarg; break;
-		case O_DATA: cli.data_dir = optarg; break;
-		case O_TEMPLATES: cli.templates = optarg; break;
-		case O_WEB: cli.web_root = optarg; break;
-		case O_ACCEL: cli.accel = optarg; break;
+		case O_URI:
+			cli.uri = optarg;
+			break;
+		case O_LISTEN:
+			cli.listen = optarg;
+			break;
+		case O_SOCKET:
+			cli.socket = optarg;
+			break;
+		case O_TOKEN:
+			cli.token_file = optarg;
+			break;
+		case O_DATA:
+			cli.data_dir = optarg;
+			break;
+		case O_TEMPLATES:
+			cli.templates = optarg;
+			break;
+		case O_WEB:
+			cli.web_root = optarg;
+			break;
+		case O_ACCEL:
+			cli.accel = optarg;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -210,16 +234,19 @@ main(int argc, char *argv[])
 		host.accel = "kvm";
 	} else {
 		host.accel = "tcg";
-		host.accel_why = why != NULL ? why : "accel = tcg in the configuration";
+		host.accel_why =
+		    why != NULL ? why : "accel = tcg in the configuration";
 		log_warnx("KVM not usable (%s): VMs run under TCG emulation, "
-		    "much slower", host.accel_why);
+			  "much slower",
+		    host.accel_why);
 	}
 	if (sysinfo(&si) == 0)
-		host.ram_total_mb = (unsigned long)(si.totalram / 1048576 *
-		    si.mem_unit);
+		host.ram_total_mb =
+		    (unsigned long)(si.totalram / 1048576 * si.mem_unit);
 	/* Guardian itself needs ~2 GB; the rest is the VM budget. */
-	host.ram_budget_mb = conf.ram_budget_mb ? conf.ram_budget_mb :
-	    (host.ram_total_mb > 2048 ? host.ram_total_mb - 2048 : 0);
+	host.ram_budget_mb = conf.ram_budget_mb
+	    ? conf.ram_budget_mb
+	    : (host.ram_total_mb > 2048 ? host.ram_total_mb - 2048 : 0);
 	host.xen = WITH_XEN;
 
 	if (audit_open(conf.audit_log) < 0)
@@ -232,8 +259,8 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	sd_notify(0, "READY=1\nSTATUS=serving");
-	log_info("vmmod %s ready (%s, %s)", VMMOD_VERSION, host.arch,
-	    host.accel);
+	log_info(
+	    "vmmod %s ready (%s, %s)", VMMOD_VERSION, host.arch, host.accel);
 
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
@@ -254,7 +281,8 @@ main(int argc, char *argv[])
 			conf = next;
 			log_info("configuration reloaded");
 		} else
-			log_warnx("reload failed; keeping the old configuration");
+			log_warnx(
+			    "reload failed; keeping the old configuration");
 		sd_notify(0, "READY=1");
 	}
 	log_info("stopping on signal %d", sig);

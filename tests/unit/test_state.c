@@ -112,8 +112,7 @@ START_TEST(test_events_ring)
 END_TEST
 
 static void
-facts(struct vm_facts *f, const char *uuid, const char *name,
-    enum vm_state st)
+facts(struct vm_facts *f, const char *uuid, const char *name, enum vm_state st)
 {
 	memset(f, 0, sizeof(*f));
 	strcpy(f->uuid, uuid);
@@ -127,8 +126,10 @@ facts(struct vm_facts *f, const char *uuid, const char *name,
 START_TEST(test_state_table)
 {
 	struct vmmod_conf conf;
-	struct host_facts host = { .arch = "x86_64", .accel = "tcg",
-		.ram_total_mb = 8192, .ram_budget_mb = 6144 };
+	struct host_facts host = {.arch = "x86_64",
+	    .accel = "tcg",
+	    .ram_total_mb = 8192,
+	    .ram_budget_mb = 6144};
 	struct vm_facts f[2];
 	json_object *o, *v;
 	char uuid[37], *resv;
@@ -140,9 +141,10 @@ START_TEST(test_state_table)
 	conf.lease_file = test_data_path("leases/none");
 	conf.reservations_dir = resv;
 	state_init(&conf, &host);
-	facts(&f[0], "aaaaaaaa-0000-0000-0000-000000000001", "zeta", VS_SHUTOFF);
-	facts(&f[1], "aaaaaaaa-0000-0000-0000-000000000002", "alpha",
-	    VS_RUNNING);
+	facts(
+	    &f[0], "aaaaaaaa-0000-0000-0000-000000000001", "zeta", VS_SHUTOFF);
+	facts(
+	    &f[1], "aaaaaaaa-0000-0000-0000-000000000002", "alpha", VS_RUNNING);
 	seq = events_last();
 	state_replace_all(f, 2);
 	ck_assert_uint_eq(events_last(), seq + 2);
@@ -152,14 +154,14 @@ START_TEST(test_state_table)
 
 	o = state_vms_json();
 	v = json_object_array_get_idx(json_object_object_get(o, "vms"), 0);
-	ck_assert_str_eq(json_object_get_string(json_object_object_get(v,
-	    "name")), "alpha");
+	ck_assert_str_eq(
+	    json_object_get_string(json_object_object_get(v, "name")), "alpha");
 	json_object_put(o);
 
 	ck_assert_int_eq(state_lookup("zeta", uuid), 0);
 	ck_assert_str_eq(uuid, f[0].uuid);
-	ck_assert_int_eq(state_lookup("AAAAAAAA-0000-0000-0000-000000000002",
-	    uuid), 0);
+	ck_assert_int_eq(
+	    state_lookup("AAAAAAAA-0000-0000-0000-000000000002", uuid), 0);
 	ck_assert_str_eq(uuid, f[1].uuid);
 	ck_assert_int_eq(state_lookup("nope", uuid), -1);
 
@@ -168,8 +170,9 @@ START_TEST(test_state_table)
 	ck_assert_uint_eq(counts[VS_SHUTOFF], 1);
 
 	o = state_host_json();
-	ck_assert_int_eq(json_object_get_int(json_object_object_get(o,
-	    "ram_committed_mb")), 512);
+	ck_assert_int_eq(
+	    json_object_get_int(json_object_object_get(o, "ram_committed_mb")),
+	    512);
 	json_object_put(o);
 
 	/* Resync without "zeta" removes it and says so. */
@@ -177,8 +180,9 @@ START_TEST(test_state_table)
 	ck_assert_int_eq(state_lookup("zeta", uuid), -1);
 	o = state_vm_json("alpha");
 	ck_assert_ptr_nonnull(o);
-	ck_assert_str_eq(json_object_get_string(json_object_object_get(o,
-	    "state")), "running");
+	ck_assert_str_eq(
+	    json_object_get_string(json_object_object_get(o, "state")),
+	    "running");
 	json_object_put(o);
 	vm_facts_clear(&f[0]);
 	vm_facts_clear(&f[1]);

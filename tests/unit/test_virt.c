@@ -16,7 +16,7 @@ static struct vmmod_conf conf;
 static void
 setup(void)
 {
-	struct host_facts host = { .arch = "x86_64", .accel = "tcg" };
+	struct host_facts host = {.arch = "x86_64", .accel = "tcg"};
 
 	memset(&conf, 0, sizeof(conf));
 	conf.uri = "test:///default";
@@ -43,7 +43,8 @@ wait_state(const char *name, const char *want)
 	for (i = 0; i < 500 && !ok; i++) {
 		if ((o = state_vm_json(name)) != NULL) {
 			ok = strcmp(json_object_get_string(
-			    json_object_object_get(o, "state")), want) == 0;
+					json_object_object_get(o, "state")),
+				 want) == 0;
 			json_object_put(o);
 		}
 		if (!ok)
@@ -59,8 +60,8 @@ START_TEST(test_virt_connects_and_lists)
 	ck_assert(wait_state("test", "running"));
 	ck_assert(state_connected());
 	o = state_status_json();
-	ck_assert(json_object_get_boolean(json_object_object_get(o,
-	    "libvirtd_running")));
+	ck_assert(json_object_get_boolean(
+	    json_object_object_get(o, "libvirtd_running")));
 	json_object_put(o);
 }
 END_TEST
@@ -77,8 +78,9 @@ START_TEST(test_virt_actions)
 	ck_assert(wait_state("test", "running"));
 	seq = events_last();
 	ck_assert_int_eq(virt_action("test", ACT_PAUSE, 0, &vm, &err), 0);
-	ck_assert_str_eq(json_object_get_string(json_object_object_get(vm,
-	    "state")), "paused");
+	ck_assert_str_eq(
+	    json_object_get_string(json_object_object_get(vm, "state")),
+	    "paused");
 	json_object_put(vm);
 	while ((n = events_next(&seq, &ev)) > 0) {
 		saw = saw || strstr(ev, "\"state\":\"paused\"") != NULL;
@@ -98,8 +100,8 @@ START_TEST(test_virt_actions)
 	ck_assert_int_eq(virt_action("test", ACT_START, 0, NULL, &err), 0);
 	ck_assert(wait_state("test", "running"));
 	ck_assert_int_eq(virt_set_autostart("test", true, &vm, &err), 0);
-	ck_assert(json_object_get_boolean(json_object_object_get(vm,
-	    "autostart")));
+	ck_assert(
+	    json_object_get_boolean(json_object_object_get(vm, "autostart")));
 	json_object_put(vm);
 }
 END_TEST

@@ -46,18 +46,21 @@ golden_check(const char *rel, const char *actual)
 	}
 	expected = read_file(path, 16 << 20, NULL);
 	if (expected == NULL) {
-		fprintf(stderr, "golden file %s missing (REGENERATE=1 creates it)\n",
-		    path);
+		fprintf(stderr,
+		    "golden file %s missing (REGENERATE=1 creates it)\n", path);
 		free(path);
 		return false;
 	}
 	ok = strcmp(expected, actual) == 0;
 	if (!ok) {
-		for (i = 0; expected[i] != '\0' && expected[i] == actual[i]; i++)
+		for (i = 0; expected[i] != '\0' && expected[i] == actual[i];
+		     i++)
 			if (expected[i] == '\n')
 				line++;
-		fprintf(stderr, "%s: differs at line %zu\n--- expected\n%.200s\n"
-		    "+++ actual\n%.200s\n", path, line, expected + i, actual + i);
+		fprintf(stderr,
+		    "%s: differs at line %zu\n--- expected\n%.200s\n"
+		    "+++ actual\n%.200s\n",
+		    path, line, expected + i, actual + i);
 	}
 	free(expected);
 	free(path);
