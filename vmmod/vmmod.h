@@ -9,6 +9,7 @@
 #ifndef VMMOD_H
 #define VMMOD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -236,5 +237,81 @@ int audit_open(const char *path);
 void audit_log(const char *peer, const char *action, const char *vm,
     const char *result);
 void audit_close(void);
+
+/*
+ * fetch.c: one image from a URL into a sparse file, verified.  The only file
+ * with libcurl, liblzma and nettle's SHA-256 for images.  One streaming pass:
+ * curl's write callback hashes the downloaded bytes, tees them into the
+ * cache's "<key>.part" (http/https), decompresses (xz) and writes the image
+ * sparsely.  A retry that finds the .part hashes and decompresses it again,
+ * then asks the server for the rest (Range).  Verified http(s) downloads stay
+ * in the cache as "<sha256>.dl"; a concurrent fetch of the same key waits for
+ * the running one and then decompresses from that file (downloaded once).
+ * file:// URLs are read in place (no cache copy, no dedupe).
+ */
+enum fetch_comp { FETCH_COMP_NONE, FETCH_COMP_XZ };
+enum fetch_phase {
+	FETCH_PHASE_IDLE, FETCH_PHASE_WAITING, FETCH_PHASE_DOWNLOADING,
+	FETCH_PHASE_VERIFYING, FETCH_PHASE_DONE
+};
+struct fetch_req {
+	const char	*url;		/* http, https or file only */
+	const char	*sha256;	/* 64 hex of the download, NULL: compute (TOFU) */
+	uint64_t	 size;		/* expected download size, 0: unknown */
+	enum fetch_comp	 comp;
+	const char	*cache_dir;	/* .part and verified downloads (http/https) */
+	const char	*out_path;	/* the image; written as out_path.part-XXXXXX, renamed */
+	unsigned	 connect_timeout_s; /* 0: 30 */
+	unsigned	 low_speed_bps;	/* fail below this rate ... (0: 1024) */
+	unsigned	 low_speed_time_s; /* ... for this long (0: 60) */
+	uint64_t	 max_bytes;	/* download size guard, 0: 16 GiB */
+	uint64_t	 max_image_bytes; /* decompressed size guard, 0: 256 GiB */
+	uint64_t	 xz_memlimit;	/* 0: 256 MiB */
+};
+/*
+ * Shared with other threads: they may read the counters and set cancel at any
+ * time.  notify (optional) runs on the fetching thread, at most ~5 times a
+ * second and at each phase change.
+ */
+struct fetch_progress {
+	atomic_bool	 cancel;	/* set to abort: the fetch fails "cancelled" */
+	_Atomic int	 phase;		/* enum fetch_phase */
+	_Atomic uint64_t bytes_done;	/* downloaded bytes, a resumed .part included */
+	_Atomic uint64_t bytes_total;	/* 0: unknown */
+	_Atomic uint64_t rate_bps;
+	_Atomic int64_t	 eta_s;		/* -1: unknown */
+	void		(*notify)(void *arg, const struct fetch_progress *);
+	void		*arg;
+};
+struct fetch_result {
+	char		 sha256[65];	/* of the download; to pin when unpinned */
+	uint64_t	 download_bytes;
+	uint64_t	 image_bytes;	/* the written image's size */
+	uint64_t	 resumed_from;	/* bytes taken from an earlier .part, or 0 */
+	bool		 from_cache;	/* decompressed from a verified download */
+};
+void fetch_progress_init(struct fetch_progress *);
+const char *fetch_phase_name(int phase);	/* "downloading", ... */
+/*
+ * 0 and *res filled, or -1 and *errp (malloc'd, no libcurl jargon) such as
+ * "checksum mismatch: expected X, got Y" or "cancelled".  On failure the
+ * output is gone; the .part stays only when a retry can resume it (network
+ * errors), never after a bad checksum, bad data, cancel or a full disk.
+ */
+int fetch_image(const struct fetch_req *, struct fetch_progress *,
+    struct fetch_result *, char **errp);
+/* Removes the verified download of sha256 from the cache (not while in use). */
+int fetch_cache_drop(const char *cache_dir, const char *sha256);
+/* What `qemu-img info` says of an image (fork/exec, timeout, json-c). */
+struct image_info {
+	char		 format[16];	/* "qcow2", "raw", ... */
+	int		 qcow2_version;	/* 2 or 3; 0 when not qcow2 */
+	uint64_t	 virtual_size;
+	uint64_t	 actual_size;
+};
+/* -1 and *errp on failure, and for images with a backing or external data file. */
+int image_inspect(const char *path, struct image_info *, char **errp);
+/* Does the image's format match the template's ("qcow2", "raw")? */
+int image_check_format(const struct image_info *, const char *want, char **errp);
 
 #endif
