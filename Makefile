@@ -92,13 +92,17 @@ $(UNIT): $(TEST_OBJS) $(VMMOD_LIB_OBJS) $(SETUP_LIB_OBJS) $(COMMON_OBJS)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(VMMOD_LIBS) $(SETUP_LIBS) $(TEST_LIBS)
 
 # ---- tests ---------------------------------------------------------------
+# The appliances are built first, outside the sandbox: apt-get download
+# needs the network namespace that can reach Debian's mirror.
 check: all $(UNIT)
+	tests/appliance/build.sh --out build/appliance x86_64 aarch64
 	@tests/run.sh --build $(BUILD) --all
 
 check-unit: $(UNIT)
 	@tests/run.sh --build $(BUILD) --unit
 
 check-sandbox: all $(UNIT)
+	tests/appliance/build.sh --out build/appliance x86_64 aarch64
 	@tests/run.sh --build $(BUILD) --sandbox
 
 check-arm64:
