@@ -57,6 +57,12 @@ static const struct conf_key conf_keys[] = {
     K("web_root", CT_PATH, web_root, 0, 0),
     K("lease_file", CT_PATH, lease_file, 0, 0),
     K("reservations_dir", CT_PATH, reservations_dir, 0, 0),
+    K("hosts_dir", CT_OPTPATH, hosts_dir, 0, 0),
+    K("domain", CT_OPTSTR, domain, 0, 0),
+    K("reserve_block", CT_STR, reserve_block, 0, 0),
+    K("reserve_subnet", CT_STR, reserve_subnet, 0, 0),
+    K("dhcp_pool", CT_OPTSTR, dhcp_pool, 0, 0),
+    K("appliance_dir", CT_OPTPATH, appliance_dir, 0, 0),
     K("audit_log", CT_OPTPATH, audit_log, 0, 0),
     K("allowed_origins", CT_OPTSTR, allowed_origins, 0, 0),
     K("storage_pool", CT_STR, storage_pool, 0, 0),
@@ -90,6 +96,12 @@ conf_init(struct vmmod_conf *c)
 	c->web_root = xstrdup(DATADIR "/web-assets");
 	c->lease_file = xstrdup("/var/lib/misc/dnsmasq.leases");
 	c->reservations_dir = xstrdup("/etc/dnsmasq.d/guardian-vms-hosts");
+	c->hosts_dir = xstrdup("/etc/dnsmasq.d/guardian-vms-names");
+	c->domain = xstrdup("guardian.local");
+	c->reserve_block = xstrdup("192.168.4.24-192.168.4.30");
+	c->reserve_subnet = xstrdup("192.168.4.1/27");
+	c->dhcp_pool = xstrdup("192.168.4.2-192.168.4.23");
+	c->appliance_dir = xstrdup(DATADIR "/appliances");
 	c->audit_log = NULL;
 	c->allowed_origins = NULL;
 	c->storage_pool = xstrdup("guardian-vms");

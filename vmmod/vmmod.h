@@ -46,6 +46,12 @@ struct vmmod_conf {
 	char		*web_root;	/* web-assets */
 	char		*lease_file;	/* dnsmasq lease file */
 	char		*reservations_dir; /* dnsmasq dhcp-hostsdir we write */
+	char		*hosts_dir;	/* dnsmasq hostsdir we write (DNS names) */
+	char		*domain;	/* DNS domain of the VM names, or NULL */
+	char		*reserve_block;	/* VM addresses, "A-B" */
+	char		*reserve_subnet; /* bridge address/prefix */
+	char		*dhcp_pool;	/* dnsmasq's dynamic range, or NULL */
+	char		*appliance_dir;	/* {appliance_dir} of file:// templates */
 	char		*audit_log;	/* path, or NULL for the daemon log */
 	char		*allowed_origins; /* space separated, for state changes */
 	char		*storage_pool;	/* libvirt pool our disks live in */
@@ -75,6 +81,140 @@ struct lease_map;
 struct lease_map *leases_load(const char *lease_file, const char *reservations_dir);
 const char *leases_ip_for_mac(const struct lease_map *, const char *mac);
 void leases_free(struct lease_map *);
+
+/*
+ * catalog.c: the appliance templates (templates/ID.json, one per file, schema
+ * in templates/README.md), validated strictly at load.  Read-only after
+ * catalog_load, so any thread may read it; catalog_free when nobody does.
+ */
+enum catalog_kind {
+	CATALOG_DISK_IMAGE,	/* a bootable disk (HAOS): overlay or copy */
+	CATALOG_CLOUD_IMAGE,	/* a cloud image + cloud-init seed */
+	CATALOG_INSTALLER_ISO	/* boots the ISO onto an empty disk, VNC */
+};
+enum catalog_disk_mode { CATALOG_DISK_OVERLAY, CATALOG_DISK_COPY };
+/* One downloadable image for one arch. */
+struct catalog_image {
+	enum vm_arch	 arch;
+	char		*url;		/* http(s)://, or file:// with {appliance_dir} resolved */
+	char		*sha256;	/* 64 lower-case hex of the download, NULL: unpinned */
+	char		*note;		/* why unpinned, where the pin is from; may be NULL */
+	uint64_t	 size;		/* download bytes, 0: unknown */
+	char		*format;	/* "qcow2" (disk/cloud images) or "iso" */
+	bool		 xz;		/* compressed with xz */
+	char		*version;
+	char		*missing;	/* file:// image not there: why, else NULL */
+};
+struct catalog_template {
+	char		*id;		/* = the file name without .json */
+	char		*name;
+	char		*description;
+	enum catalog_kind kind;
+	enum catalog_disk_mode disk_mode;
+	bool		 uefi;		/* always: Secure Boot is off */
+	unsigned	 memory_mb, min_memory_mb, vcpus, disk_gb;
+	char		*web_scheme;	/* NULL: no web UI */
+	unsigned	 web_port;
+	char		*web_path;
+	char		*dns_name;	/* suggested VM name, and its DNS name */
+	char	       **wants_devices;	/* NULL-terminated, e.g. "usb:zigbee" */
+	bool		 cloud_init;	/* needs a seed ISO */
+	bool		 needs_login;	/* create request must give user + password/key */
+	char		*user_data;	/* cloud-config as JSON text, NULL: none */
+	struct catalog_image images[2];	/* one per arch that has an image */
+	size_t		 nimages;
+	char		*unavailable[2];/* by enum vm_arch: why there is no image */
+};
+struct catalog {
+	enum vm_arch	 host_arch;
+	struct catalog_template **v;	/* sorted by id */
+	size_t		 n;
+};
+/* Host numbers GET /api/vms/templates compares templates with. */
+struct catalog_host {
+	unsigned long	 ram_budget_mb;
+	unsigned long	 ram_committed_mb;
+	uint64_t	 disk_free_bytes;
+};
+/* A create request, after the reservation and the pool paths are known. */
+struct catalog_create {
+	const char	*name;
+	unsigned	 memory_mb, vcpus, disk_gb;	/* 0: the template's */
+	enum vm_virt	 virt;		/* kvm, or qemu (TCG) */
+	const char	*bridge;	/* NULL: br0 */
+	const char	*mac;		/* the reservation's */
+	const char	*ip;		/* the reservation's: clean-traffic filter */
+	const char	*disk;		/* the VM's disk in the pool */
+	const char	*seed_iso;	/* cloud-init seed, or the installer ISO */
+	const char	*nvram;		/* per-VM UEFI variable store */
+	bool		 autostart;
+	/* cloud-init (cloud images) */
+	const char	*user, *password, *hostname;
+	const char *const *ssh_keys;	/* NULL-terminated or NULL */
+};
+/* Bad files are logged and skipped; NULL only when dir cannot be read. */
+struct catalog *catalog_load(const char *dir, enum vm_arch host,
+    const char *appliance_dir);
+void catalog_free(struct catalog *);
+const struct catalog_template *catalog_find(const struct catalog *,
+    const char *id);
+/* The host arch's image, or NULL (then *whyp says why). */
+const struct catalog_image *catalog_image(const struct catalog *,
+    const struct catalog_template *, const char **whyp);
+/* {"templates":[...]} of GET /api/vms/templates; the caller owns it. */
+json_object *catalog_templates_json(const struct catalog *,
+    const struct catalog_host *);
+/* Request + template -> a spec domxml_build accepts; NULL and *errp. */
+struct vm_spec *catalog_spec(const struct catalog *,
+    const struct catalog_template *, const struct catalog_create *,
+    char **errp);
+/* "#cloud-config" user-data for a cloud image (NULL and *errp on bad input). */
+char *catalog_user_data(const struct catalog_template *,
+    const struct catalog_create *, char **errp);
+/* Parses one template file's text (tests, vmmod -n); NULL and *errp. */
+struct catalog_template *catalog_template_parse(const char *id,
+    const char *json, const char *appliance_dir, char **errp);
+void catalog_template_free(struct catalog_template *);
+
+/*
+ * reserve.c: an IPv4 address and a MAC per VM from a configured block, and
+ * the dnsmasq files that make them real: dhcp-hostsdir/NAME
+ * ("MAC,IP,NAME") and hostsdir/NAME ("IP NAME NAME.DOMAIN").  State (the
+ * reservations and the free order, least recently freed first) is a JSON
+ * file written atomically.  Thread-safe (one mutex).
+ */
+struct reserve_params {
+	const char	*block;		/* "192.168.4.24-192.168.4.30" */
+	const char	*subnet;	/* bridge address/prefix, "192.168.4.1/27" */
+	const char	*dhcp_pool;	/* "192.168.4.2-192.168.4.23", NULL: unchecked */
+	const char	*state_file;	/* e.g. /var/lib/vmmod/reservations.json */
+	const char	*dhcp_dir;	/* dnsmasq dhcp-hostsdir */
+	const char	*hosts_dir;	/* dnsmasq hostsdir, NULL: no DNS names */
+	const char	*domain;	/* "guardian.local", NULL: bare names */
+};
+struct reservation {
+	char		 name[SPEC_NAME_MAX + 1];
+	char		 ip[16];
+	char		 mac[18];
+};
+struct reserve;
+struct reserve *reserve_open(const struct reserve_params *, char **errp);
+void reserve_close(struct reserve *);
+/*
+ * Reserves the next address (least recently freed first) and a unique MAC
+ * (mac NULL: random 52:54:00:xx:xx:xx) for a new VM name, and writes its
+ * dnsmasq files.  -1 with *err (409 exists / 409 exhausted / 400 bad name).
+ */
+int reserve_alloc(struct reserve *, const char *name, const char *mac,
+    struct reservation *, struct api_error *);
+/* Frees the address (to the end of the free order) and removes the files. */
+int reserve_release(struct reserve *, const char *name);
+int reserve_lookup(struct reserve *, const char *name, struct reservation *);
+/* A malloc'd copy of every reservation, sorted by name; returns the count. */
+size_t reserve_list(struct reserve *, struct reservation **);
+/* 0 when block is a usable range inside subnet and outside pool; else *errp. */
+int reserve_check_block(const char *block, const char *subnet,
+    const char *dhcp_pool, char **errp);
 
 /* state.c: the in-memory domain table, kept by virt.c from libvirt events */
 enum vm_state {
