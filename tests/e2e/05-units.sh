@@ -64,6 +64,22 @@ grep -q '^After=.*network-online\.target' systemd/vmmod.service || bad "not orde
 grep -q '^RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' systemd/vmmod.service ||
 	bad "RestrictAddressFamilies changed"
 
+# The dnsmasq reload path unit and its root oneshot (SIGHUP on changed or
+# removed reservation files; dnsmasq reads new ones by inotify).
+cp /bin/systemctl "$root/bin/systemctl"
+for u in guardian-vms-dnsmasq-reload.path guardian-vms-dnsmasq-reload.service; do
+	[ -f "$root/lib/systemd/system/$u" ] || cp "systemd/$u" "$root/lib/systemd/system/$u"
+done
+out=$(systemd-analyze verify --root="$root" --man=no guardian-vms-dnsmasq-reload.path \
+    guardian-vms-dnsmasq-reload.service 2>&1) || bad "dnsmasq reload units: verify failed"
+[ -z "$out" ] || { echo "$out"; bad "dnsmasq reload units: verify printed messages"; }
+for want in PathChanged=/etc/dnsmasq.d/guardian-vms-hosts PathChanged=/etc/dnsmasq.d/guardian-vms-names \
+    Unit=guardian-vms-dnsmasq-reload.service; do
+	grep -qxF -- "$want" systemd/guardian-vms-dnsmasq-reload.path || bad "reload .path lacks '$want'"
+done
+grep -q '^ExecStart=.*kill --signal=SIGHUP.*dnsmasq\.service' systemd/guardian-vms-dnsmasq-reload.service ||
+	bad "reload .service does not SIGHUP dnsmasq"
+
 if command -v groff >/dev/null; then
 	for m in man/*.[1-8]; do
 		[ -e "$m" ] || continue
