@@ -1159,9 +1159,11 @@ http_stop(void)
 	struct sse *s;
 	size_t i;
 
+	/* no new connections; a quiesced daemon leaves its socket to us */
 	for (i = 0; i < nitems(listeners); i++)
-		if (listeners[i].d != NULL)
-			MHD_quiesce_daemon(listeners[i].d);
+		if (listeners[i].d != NULL &&
+		    MHD_quiesce_daemon(listeners[i].d) == MHD_INVALID_SOCKET)
+			listeners[i].fd = -1;
 	/* MHD must not be stopped with suspended connections: end them. */
 	pthread_mutex_lock(&work_mtx);
 	work_stopping = true;
