@@ -713,8 +713,8 @@ h_delete(
 
 /*
  * GET /api/vms/{name}/console (the seed's route): which consoles the VM
- * has.  XXX until state.c reports a VM's consoles, "consoles" is whatever
- * the VM object carries (nothing yet) and type is null.
+ * has, from the VM object's "consoles"; "type" is the first of them (serial
+ * before vnc) or null.
  */
 static void
 h_console(

@@ -195,7 +195,7 @@ json_add_str(json_object *o, const char *key, const char *val)
 static json_object *
 entry_json(const struct vm_entry *e)
 {
-	json_object *o = json_object_new_object(), *st;
+	json_object *o = json_object_new_object(), *st, *cons;
 	const char *ip = NULL;
 	char *url = NULL, pct[32];
 
@@ -223,6 +223,12 @@ entry_json(const struct vm_entry *e)
 	json_add_str(o, "web_url", url);
 	free(url);
 	json_add_str(o, "template", e->f.template_id);
+	cons = json_object_new_array();
+	if (e->f.has_serial)
+		json_object_array_add(cons, json_object_new_string("serial"));
+	if (e->f.has_vnc)
+		json_object_array_add(cons, json_object_new_string("vnc"));
+	json_object_object_add(o, "consoles", cons);
 	if (e->f.state == VS_RUNNING && e->started != 0)
 		json_object_object_add(o, "uptime_s",
 		    json_object_new_int64(time(NULL) - e->started));
