@@ -131,7 +131,7 @@ install: all
 	install -m 0755 $(PROGS) $(DESTDIR)$(SBINDIR)/
 	for f in man/*.8; do [ -e "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(MANDIR)/man8/; done; true
 	for f in man/*.5; do [ -e "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(MANDIR)/man5/; done; true
-	for f in systemd/*.service systemd/*.timer; do [ -e "$$f" ] && \
+	for f in systemd/*.service systemd/*.timer systemd/*.path; do [ -e "$$f" ] && \
 		$(SUBST) "$$f" > $(DESTDIR)$(UNITDIR)/$$(basename "$$f"); done; true
 	$(SUBST) vmmod/vmmod.conf.example > $(DESTDIR)$(SYSCONFDIR)/vmmod/vmmod.conf.example
 	cp -R templates web-assets $(DESTDIR)$(DATADIR)/
