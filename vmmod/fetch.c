@@ -11,7 +11,10 @@
  * Resume: a .part found by a retry is read once, hashed and decoded again
  * (the image is always rebuilt from byte 0; the decoder state cannot be
  * saved), then curl asks for the rest with a Range request.  A server that
- * ignores Range (200 instead of 206) restarts the pass in place.
+ * refuses the Range (curl reports a 200 as a range error; or 416) gets a
+ * fresh download from byte 0.  XXX an unpinned URL whose file changed
+ * between attempts would be stitched together; If-Range with the ETag
+ * would catch it (a pinned digest always does).
  *
  * Dedupe: fetches of the same cache key (pinned digest, or the URL's hash
  * when unpinned) in this process share one download.  The first becomes the

@@ -400,7 +400,7 @@ struct fetch_req {
 	uint64_t	 size;		/* expected download size, 0: unknown */
 	enum fetch_comp	 comp;
 	const char	*cache_dir;	/* .part and verified downloads (http/https) */
-	const char	*out_path;	/* the image; written as out_path.part-XXXXXX, renamed */
+	const char	*out_path;	/* the image; written as out_path.tmp-XXXXXX, renamed */
 	unsigned	 connect_timeout_s; /* 0: 30 */
 	unsigned	 low_speed_bps;	/* fail below this rate ... (0: 1024) */
 	unsigned	 low_speed_time_s; /* ... for this long (0: 60) */
@@ -411,7 +411,9 @@ struct fetch_req {
 /*
  * Shared with other threads: they may read the counters and set cancel at any
  * time.  notify (optional) runs on the fetching thread, at most ~5 times a
- * second and at each phase change.
+ * second and at each phase change; it must not call fetch_* (while waiting
+ * for another fetch of the same image it runs under the registry lock).
+ * Phase "waiting": another fetch downloads this image; the counters mirror it.
  */
 struct fetch_progress {
 	atomic_bool	 cancel;	/* set to abort: the fetch fails "cancelled" */
