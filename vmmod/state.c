@@ -30,6 +30,15 @@ static char *lease_file, *reservations_dir;
 static struct lease_map *leases;
 static time_t leases_checked;
 static struct timespec lease_mtime, resv_mtime;
+/*
+ * GET /api/vms is the hot path: its body is kept serialized and rebuilt only
+ * when the table changes (table_gen) or the second does (uptime_s).
+ */
+static uint64_t table_gen = 1;
+static char *vms_cache;
+static size_t vms_cache_len;
+static uint64_t vms_cache_gen;
+static time_t vms_cache_time;
 
 static const char *state_names[] = {
     [VS_UNKNOWN] = "unknown",
@@ -122,6 +131,9 @@ state_free(void)
 	free(lease_file);
 	free(reservations_dir);
 	lease_file = reservations_dir = NULL;
+	free(vms_cache);
+	vms_cache = NULL;
+	vms_cache_gen = 0;
 	pthread_mutex_unlock(&state_mtx);
 }
 
@@ -182,6 +194,7 @@ refresh_leases(void)
 		return;
 	leases_free(leases);
 	leases = leases_load(lease_file, reservations_dir);
+	table_gen++;
 }
 
 static void
@@ -296,6 +309,7 @@ put_locked(const struct vm_facts *f)
 			e->has_stats = false;
 		vm_facts_clear(&e->f);
 		facts_copy(&e->f, f);
+		table_gen++;
 		return true;
 	}
 	if (nvms == cap_vms) {
@@ -305,6 +319,7 @@ put_locked(const struct vm_facts *f)
 	e = &vms[nvms++];
 	memset(e, 0, sizeof(*e));
 	facts_copy(&e->f, f);
+	table_gen++;
 	return true;
 }
 
@@ -327,6 +342,7 @@ remove_at(size_t i)
 {
 	vm_facts_clear(&vms[i].f);
 	vms[i] = vms[--nvms];
+	table_gen++;
 }
 
 void
@@ -427,6 +443,7 @@ state_set_stats(const char *uuid, const struct vm_stats *s)
 	    (!e->has_stats || memcmp(&e->stats, s, sizeof(*s)) != 0)) {
 		e->stats = *s;
 		e->has_stats = true;
+		table_gen++;
 		publish_entry(e);
 	}
 	pthread_mutex_unlock(&state_mtx);
@@ -441,16 +458,15 @@ cmp_name(const void *a, const void *b)
 	    (*x)->f.name ? (*x)->f.name : "", (*y)->f.name ? (*y)->f.name : "");
 }
 
-json_object *
-state_vms_json(void)
+/* Called with state_mtx held. */
+static json_object *
+vms_json_locked(void)
 {
 	json_object *o = json_object_new_object(), *arr;
 	struct vm_entry **sorted;
 	size_t i;
 
 	arr = json_object_new_array_ext(nvms ? nvms : 1);
-	pthread_mutex_lock(&state_mtx);
-	refresh_leases();
 	if (nvms > 0) {
 		sorted = xreallocarray(NULL, nvms, sizeof(*sorted));
 		for (i = 0; i < nvms; i++)
@@ -460,9 +476,69 @@ state_vms_json(void)
 			json_object_array_add(arr, entry_json(sorted[i]));
 		free(sorted);
 	}
-	pthread_mutex_unlock(&state_mtx);
 	json_object_object_add(o, "vms", arr);
 	return o;
+}
+
+json_object *
+state_vms_json(void)
+{
+	json_object *o;
+
+	pthread_mutex_lock(&state_mtx);
+	refresh_leases();
+	o = vms_json_locked();
+	pthread_mutex_unlock(&state_mtx);
+	return o;
+}
+
+char *
+state_vms_text(size_t *lenp)
+{
+	json_object *o;
+	const char *js;
+	time_t now = time(NULL);
+	char *copy;
+	size_t len;
+
+	pthread_mutex_lock(&state_mtx);
+	refresh_leases();
+	if (vms_cache == NULL || vms_cache_gen != table_gen ||
+	    vms_cache_time != now) {
+		o = vms_json_locked();
+		js = json_object_to_json_string_length(
+		    o, JSON_C_TO_STRING_PLAIN, &len);
+		free(vms_cache);
+		vms_cache = xstrndup(js, len);
+		vms_cache_len = len;
+		vms_cache_gen = table_gen;
+		vms_cache_time = now;
+		json_object_put(o);
+	}
+	copy = xmalloc(vms_cache_len + 1);
+	memcpy(copy, vms_cache, vms_cache_len + 1);
+	if (lenp != NULL)
+		*lenp = vms_cache_len;
+	pthread_mutex_unlock(&state_mtx);
+	return copy;
+}
+
+void
+state_set_state(const char *uuid, enum vm_state st)
+{
+	struct vm_entry *e;
+
+	pthread_mutex_lock(&state_mtx);
+	if ((e = find_uuid(uuid)) != NULL && e->f.state != st) {
+		if (st == VS_RUNNING && e->f.state != VS_PAUSED)
+			e->started = time(NULL);
+		if (st != VS_RUNNING && st != VS_PAUSED)
+			e->has_stats = false;
+		e->f.state = st;
+		table_gen++;
+		publish_entry(e);
+	}
+	pthread_mutex_unlock(&state_mtx);
 }
 
 json_object *

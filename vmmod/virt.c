@@ -145,23 +145,50 @@ on_lifecycle(
     virConnectPtr c, virDomainPtr dom, int event, int detail, void *opaque)
 {
 	char uuid[VIR_UUID_STRING_BUFLEN];
+	enum vm_state st = VS_UNKNOWN;
 
-	if (virDomainGetUUIDString(dom, uuid) == 0)
-		queue_uuid(uuid);
+	if (virDomainGetUUIDString(dom, uuid) < 0)
+		return 0;
+	/*
+	 * The event itself says the new state: publish it at once (no call
+	 * to libvirtd, which is busy starting QEMU), then refresh the rest.
+	 */
+	switch (event) {
+	case VIR_DOMAIN_EVENT_STARTED:
+	case VIR_DOMAIN_EVENT_RESUMED:
+		st = VS_RUNNING;
+		break;
+	case VIR_DOMAIN_EVENT_SUSPENDED:
+		st = VS_PAUSED;
+		break;
+	case VIR_DOMAIN_EVENT_STOPPED:
+		st = VS_SHUTOFF;
+		break;
+	case VIR_DOMAIN_EVENT_CRASHED:
+		st = VS_CRASHED;
+		break;
+	case VIR_DOMAIN_EVENT_PMSUSPENDED:
+		st = VS_PMSUSPENDED;
+		break;
+	}
+	if (st != VS_UNKNOWN && opaque == NULL)
+		state_set_state(uuid, st);
+	queue_uuid(uuid);
 	return 0;
 }
 
+/* Other events only ask for a refresh (a non-NULL opaque says so). */
 static void
 on_generic(virConnectPtr c, virDomainPtr dom, void *opaque)
 {
-	on_lifecycle(c, dom, 0, 0, opaque);
+	on_lifecycle(c, dom, -1, 0, (void *)1);
 }
 
 static void
 on_metadata(virConnectPtr c, virDomainPtr dom, int type, const char *nsuri,
     void *opaque)
 {
-	on_lifecycle(c, dom, 0, 0, opaque);
+	on_lifecycle(c, dom, -1, 0, (void *)1);
 }
 
 static void
@@ -359,8 +386,11 @@ try_connect(void)
 		log_debug("%s: %s: %s", __func__, uri, last_error());
 		return -1;
 	}
-	if (virConnectSetKeepAlive(c, 5, 3) < 0)
-		log_debug("%s: no keepalive: %s", __func__, last_error());
+	/*
+	 * No keepalive: on the local socket libvirtd's death closes the
+	 * connection (close callback), and keepalive pings would wake vmmod
+	 * every few seconds while nobody watches.
+	 */
 	if (virConnectRegisterCloseCallback(c, on_close, NULL, NULL) < 0)
 		log_warnx("%s: close callback: %s", __func__, last_error());
 	lifecycle_cb = virConnectDomainEventRegisterAny(c, NULL,

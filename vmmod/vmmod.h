@@ -55,6 +55,7 @@ struct vmmod_conf {
 	char		*audit_log;	/* path, or NULL for the daemon log */
 	char		*allowed_origins; /* space separated, for state changes */
 	char		*storage_pool;	/* libvirt pool our disks live in */
+	char		*pool_dir;	/* its directory, NULL: data_dir/pool */
 	char		*bridge;	/* default br0 */
 	enum accel_mode	 accel;
 	unsigned	 max_conns;
@@ -263,6 +264,10 @@ void state_set_connected(bool);
 void state_set_stats(const char *uuid, const struct vm_stats *);
 /* Snapshots built under the table lock; the caller owns the result. */
 json_object *state_vms_json(void);			/* {"vms":[VM...]} */
+/* The same serialized; cached until the table (or the second) changes. */
+char *state_vms_text(size_t *lenp);
+/* From a lifecycle event, before the full refresh: publishes at once. */
+void state_set_state(const char *uuid, enum vm_state);
 json_object *state_vm_json(const char *ref);		/* VM, NULL if none */
 json_object *state_status_json(void);			/* /api/vms/status */
 json_object *state_host_json(void);			/* /api/host */

@@ -175,6 +175,27 @@ START_TEST(test_state_table)
 	    512);
 	json_object_put(o);
 
+	/* The serialized list is cached, and rebuilt when the table changes. */
+	{
+		char *t1 = state_vms_text(NULL), *t2 = state_vms_text(NULL);
+
+		ck_assert_str_eq(t1, t2);
+		ck_assert_ptr_nonnull(strstr(t1, "\"state\":\"shutoff\""));
+		free(t2);
+		seq = events_last();
+		state_set_state(f[0].uuid, VS_RUNNING);
+		ck_assert_uint_eq(events_last(), seq + 1);
+		state_set_state(
+		    f[0].uuid, VS_RUNNING); /* no change, no event */
+		ck_assert_uint_eq(events_last(), seq + 1);
+		t2 = state_vms_text(NULL);
+		ck_assert_str_ne(t1, t2);
+		ck_assert_ptr_null(strstr(t2, "\"state\":\"shutoff\""));
+		free(t1);
+		free(t2);
+		state_put(&f[0]); /* back to what the facts say */
+	}
+
 	/* Resync without "zeta" removes it and says so. */
 	state_replace_all(&f[1], 1);
 	ck_assert_int_eq(state_lookup("zeta", uuid), -1);
