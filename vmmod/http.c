@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -23,12 +24,14 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <linux/openat2.h>
 #include <microhttpd.h>
 
 #include "vmmod.h"
@@ -779,6 +782,196 @@ authorized(struct MHD_Connection *c, struct req *r)
 	return false;
 }
 
+/* ---- static files: the web UI (dashboard, login, assets) ------------------
+ * GET / (the dashboard), /login and /assets/<file> come from conf web_root,
+ * opened beneath one directory fd with openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS), so neither ".." nor a symlink leaves it; names are
+ * also limited to a plain character set.  Pages get a strict CSP (no inline
+ * script or style).  On TCP, "/" without credentials redirects to /login;
+ * the login page and the assets are public (they hold no data).
+ */
+#define STATIC_MAX (16 * 1024 * 1024)
+#define CSP_PAGE                                                               \
+	"default-src 'self'; script-src 'self'; style-src 'self'; "            \
+	"connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "   \
+	"base-uri 'none'; form-action 'self'; object-src 'none'"
+
+static int static_root = -1;
+
+enum static_kind { SK_NONE, SK_INDEX, SK_LOGIN, SK_ASSET };
+
+/*
+ * Which static file a GET path names, its path below web_root in rel.
+ * Only [A-Za-z0-9._-] and "/" between names; no empty, hidden or ".."
+ * component.
+ */
+static enum static_kind
+static_lookup(const char *uri, char *rel, size_t relsz)
+{
+	const char *p;
+	size_t n = strcspn(uri, "?#");
+
+	if (n == 1 && uri[0] == '/') {
+		snprintf(rel, relsz, "index.html");
+		return SK_INDEX;
+	}
+	if (n == 6 && strncmp(uri, "/login", 6) == 0) {
+		snprintf(rel, relsz, "login.html");
+		return SK_LOGIN;
+	}
+	if (n <= 8 || strncmp(uri, "/assets/", 8) != 0 || n - 8 >= relsz)
+		return SK_NONE;
+	for (p = uri + 8; p < uri + n; p++) {
+		if (*p == '/' || p == uri + 8) {
+			/* a component starts: never empty or hidden */
+			const char *c = *p == '/' ? p + 1 : p;
+
+			if (c >= uri + n || *c == '/' || *c == '.')
+				return SK_NONE;
+		}
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			(*p >= '0' && *p <= '9') || strchr("._-/", *p) != NULL))
+			return SK_NONE;
+	}
+	memcpy(rel, uri + 8, n - 8);
+	rel[n - 8] = '\0';
+	return SK_ASSET;
+}
+
+static const char *
+static_ctype(const char *rel)
+{
+	static const struct {
+		const char *ext, *type;
+	} t[] = {{".html", "text/html; charset=utf-8"},
+	    {".js", "text/javascript; charset=utf-8"},
+	    {".mjs", "text/javascript; charset=utf-8"},
+	    {".css", "text/css; charset=utf-8"}, {".json", "application/json"},
+	    {".svg", "image/svg+xml"}, {".png", "image/png"},
+	    {".ico", "image/x-icon"}, {".woff2", "font/woff2"},
+	    {".txt", "text/plain; charset=utf-8"},
+	    {".map", "application/json"}};
+	const char *dot = strrchr(rel, '.');
+	size_t i;
+
+	for (i = 0; dot != NULL && i < nitems(t); i++)
+		if (strcmp(dot, t[i].ext) == 0)
+			return t[i].type;
+	return "application/octet-stream";
+}
+
+static int
+static_open(const char *rel)
+{
+	struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW,
+	    .resolve =
+		RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+	int fd;
+
+	fd = (int)syscall(SYS_openat2, static_root, rel, &how, sizeof(how));
+	if (fd == -1 && errno == ENOSYS) {
+		/* XXX kernels before 5.6: the name check above is all we have */
+		fd =
+		    openat(static_root, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
+	return fd;
+}
+
+static void
+static_headers(struct MHD_Response *resp, bool page)
+{
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(
+	    resp, "Content-Security-Policy", page ? CSP_PAGE : CSP_API);
+}
+
+static enum MHD_Result
+static_queue(struct MHD_Connection *c, struct req *r, int status,
+    struct MHD_Response *resp)
+{
+	enum MHD_Result ret;
+
+	if (resp == NULL)
+		return MHD_NO;
+	ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	r->answered = true;
+	return ret;
+}
+
+static enum MHD_Result
+static_serve(struct listener *l, struct MHD_Connection *c, struct req *r,
+    enum static_kind kind, const char *rel)
+{
+	struct MHD_Response *resp;
+	struct stat st;
+	char etag[64], date[64];
+	const char *inm;
+	struct tm tm;
+	int fd;
+
+	if (kind == SK_INDEX && l->tcp && !authorized(c, r)) {
+		resp = MHD_create_response_from_buffer(
+		    0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		if (resp != NULL) {
+			MHD_add_response_header(resp, "Location", "/login");
+			MHD_add_response_header(
+			    resp, "Cache-Control", "no-store");
+			static_headers(resp, false);
+		}
+		return static_queue(c, r, 302, resp);
+	}
+	if (static_root == -1 || (fd = static_open(rel)) == -1)
+		return send_error(l, c, r, 404, "not_found", "no such file", 0);
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_size > STATIC_MAX) {
+		close(fd);
+		return send_error(l, c, r, 404, "not_found", "no such file", 0);
+	}
+	snprintf(etag, sizeof(etag), "\"%llx-%llx-%llx\"",
+	    (unsigned long long)st.st_ino, (unsigned long long)st.st_size,
+	    (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL +
+		(unsigned long long)st.st_mtim.tv_nsec);
+	gmtime_r(&st.st_mtim.tv_sec, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	inm = header(c, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	if (inm != NULL && strcmp(inm, etag) == 0) {
+		close(fd);
+		resp = MHD_create_response_from_buffer(
+		    0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	} else {
+		/* MHD owns fd from here, also on failure */
+		resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+	}
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", static_ctype(rel));
+	MHD_add_response_header(resp, "ETag", etag);
+	MHD_add_response_header(resp, "Last-Modified", date);
+	/* pages carry no data; revalidate cheaply with the ETag */
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	static_headers(resp, kind != SK_ASSET || strstr(rel, ".html") != NULL);
+	return static_queue(
+	    c, r, inm != NULL && strcmp(inm, etag) == 0 ? 304 : 200, resp);
+}
+
+static void
+static_start(const char *web_root)
+{
+	if (static_root != -1)
+		close(static_root);
+	static_root = -1;
+	if (web_root == NULL)
+		return;
+	static_root = open(web_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (static_root == -1)
+		log_warn("%s: web_root %s (no web UI)", __func__, web_root);
+}
+
+/* ---- end of static files ------------------------------------------------ */
+
 /*
  * The first call, with the headers only: route, credentials, Origin and a
  * declared body size are checked before any body is read.
@@ -792,6 +985,8 @@ first_call(struct listener *l, struct MHD_Connection *c, const char *method,
 	unsigned long long size;
 	unsigned mbit = api_method_bit(method), allow;
 	char *path = xstrdup(r->uri);
+	enum static_kind sk;
+	char rel[256];
 
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);
 	peer_name(l, c, r);
@@ -803,6 +998,10 @@ first_call(struct listener *l, struct MHD_Connection *c, const char *method,
 	ar.method = mbit;
 	r->route = ar.nseg == -1 ? -1 : api_route(&ar, &allow);
 	free(path);
+	/* the web UI's pages and assets (static files section above) */
+	if (r->route == -1 && mbit == AM_GET &&
+	    (sk = static_lookup(r->uri, rel, sizeof(rel))) != SK_NONE)
+		return static_serve(l, c, r, sk, rel);
 
 	if (l->tcp && !(api_route_flags(r->route) & API_NOAUTH) &&
 	    !authorized(c, r))
@@ -1117,6 +1316,7 @@ http_start(const struct vmmod_conf *conf)
 	pthread_condattr_destroy(&ca);
 	cond_ready = true;
 	sse_stopping = work_stopping = false;
+	static_start(conf->web_root);
 	if (conf->socket_path != NULL) {
 		l = &listeners[0];
 		if ((l->fd = unix_listen(conf->socket_path, conf->socket_mode,
@@ -1200,4 +1400,5 @@ http_stop(void)
 		free(l->path);
 		memset(l, 0, sizeof(*l));
 	}
+	static_start(NULL);
 }

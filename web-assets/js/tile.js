@@ -1,0 +1,96 @@
+// The dashboard tile: Guardian's .nav-tile markup with running/total VMs,
+// a row per VM with quick start/stop, "Open Web UI" once the VM's web UI
+// answers ("preparing…" before), and a link to the VM page.  Mounted into
+// any element: mountTile(el, live, {pageUrl}).
+import { api, el, vmPath } from './api.js';
+
+const ICON_PATH = 'M4 5h16v10H4zM2 17h20v2H2zM7 8h4v1.5H7zM7 11h7v1.5H7z';
+
+function icon() {
+	const ns = 'http://www.w3.org/2000/svg';
+	const svg = document.createElementNS(ns, 'svg');
+	svg.setAttribute('viewBox', '0 0 24 24');
+	svg.setAttribute('width', '24');
+	svg.setAttribute('height', '24');
+	svg.setAttribute('aria-hidden', 'true');
+	const p = document.createElementNS(ns, 'path');
+	p.setAttribute('d', ICON_PATH);
+	p.setAttribute('fill', 'currentColor');
+	svg.append(p);
+	return svg;
+}
+
+const MODE_TEXT = { sse: 'live', poll: 'polling every 2 s', down: 'offline', connecting: 'connecting…' };
+
+export function mountTile(root, live, opts = {}) {
+	const summary = el('p', { 'data-gvm': 'summary' }, 'loading…');
+	const running = el('strong', { 'data-gvm': 'running' }, '–');
+	const total = el('span', { 'data-gvm': 'total' }, '–');
+	const list = el('ul', { class: 'gvm-tile-list', 'data-gvm': 'tile-list' });
+	const liveBadge = el('span', { class: 'gvm-live' });
+	const msg = el('div', { class: 'gvm-msg gvm-msg-error gvm-small gvm-hidden', role: 'alert' });
+	const tile = el('div', { class: 'nav-tile gvm-tile', 'data-gvm': 'tile' },
+		el('div', { class: 'nav-tile-header' },
+			el('div', { class: 'nav-tile-icon' }, icon()),
+			el('div', { class: 'nav-tile-info' }, el('h4', {}, 'Virtual Machines'), summary)),
+		list,
+		msg,
+		el('div', { class: 'nav-tile-footer' },
+			el('span', { class: 'nav-tile-stat' }, running, ' / ', total, ' running ', liveBadge),
+			el('a', { class: 'nav-tile-arrow', href: opts.pageUrl || '#vms', 'aria-label': 'Manage virtual machines' }, 'Manage →')));
+	root.replaceChildren(tile);
+
+	const busy = new Set();
+
+	async function act(vm, action) {
+		busy.add(vm.name);
+		render(live.vms, live.mode);
+		msg.classList.add('gvm-hidden');
+		try {
+			const r = await api('POST', vmPath(vm.name, action), {});
+			if (r && r.vm) live.put(r.vm);
+		} catch (e) {
+			msg.textContent = `${vm.name}: ${e.message}`;
+			msg.classList.remove('gvm-hidden');
+		} finally {
+			busy.delete(vm.name);
+			render(live.vms, live.mode);
+		}
+	}
+
+	function row(vm) {
+		const on = vm.state === 'running';
+		const li = el('li', { 'data-vm': vm.name },
+			el('span', { class: `gvm-state gvm-state-${vm.state}`, title: vm.state }),
+			el('span', { class: 'gvm-name', title: vm.name }, vm.name));
+		if (on && vm.web_url) {
+			if (vm.web_ready === false) li.append(el('span', { class: 'gvm-muted gvm-small' }, 'preparing…'));
+			else if (/^https?:\/\//.test(vm.web_url)) {
+				li.append(el('a', { class: 'gvm-btn', href: vm.web_url, target: '_blank', rel: 'noopener noreferrer' }, 'Open Web UI'));
+			}
+		}
+		const b = el('button', {
+			class: 'gvm-btn' + (on ? '' : ' gvm-btn-primary'),
+			type: 'button',
+			'data-action': on ? 'stop' : 'start',
+			disabled: busy.has(vm.name) || !(on || vm.state === 'shutoff' || vm.state === 'crashed'),
+			onclick: () => act(vm, on ? 'stop' : 'start'),
+		}, on ? 'Stop' : 'Start');
+		li.append(b);
+		return li;
+	}
+
+	function render(vms, mode) {
+		const all = [...vms.values()].sort((a, b) => a.name.localeCompare(b.name));
+		const n = all.filter((v) => v.state === 'running').length;
+		running.textContent = String(n);
+		total.textContent = String(all.length);
+		summary.textContent = all.length === 0 ? 'No virtual machines yet' : `${n} of ${all.length} running`;
+		liveBadge.className = `gvm-live gvm-live-${mode}`;
+		liveBadge.textContent = MODE_TEXT[mode] || mode;
+		list.replaceChildren(...(all.length ? all.map(row) : [el('li', { class: 'gvm-tile-empty' }, 'Deploy Home Assistant or a NAS from the VM page.')]));
+	}
+
+	live.subscribe(render);
+	return tile;
+}
