@@ -134,7 +134,7 @@ install: all
 	for f in systemd/*.service systemd/*.timer systemd/*.path; do [ -e "$$f" ] && \
 		$(SUBST) "$$f" > $(DESTDIR)$(UNITDIR)/$$(basename "$$f"); done; true
 	$(SUBST) vmmod/vmmod.conf.example > $(DESTDIR)$(SYSCONFDIR)/vmmod/vmmod.conf.example
-	cp -R templates web-assets $(DESTDIR)$(DATADIR)/
+	for d in templates web-assets; do [ ! -d "$$d" ] || cp -R "$$d" $(DESTDIR)$(DATADIR)/; done
 
 clean:
 	rm -rf build
