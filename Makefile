@@ -162,3 +162,30 @@ fmt-check:
 # as tables (bench/README.md); informational, fails only when broken.
 bench: all
 	bench/run.sh --build $(BUILD)
+
+# ---- web UI: vendored browser libraries, browser-test deps (issue 5) -----
+# `make web-vendor`: the console page's xterm.js and noVNC, pinned in
+# tools/web-vendor/package-lock.json, installed with `npm ci` and only their
+# dist files copied to web-assets/vendor/ (git-ignored; web-assets/README.md).
+# `make browser-deps`: playwright-core for tests/e2e/60-browser.sh (it drives
+# Debian's /usr/bin/chromium and downloads no browser).
+.PHONY: web-vendor browser-deps
+WEB_VENDOR := web-assets/vendor
+NPM_CI := npm ci --ignore-scripts --no-audit --no-fund
+web-vendor: $(WEB_VENDOR)/.stamp
+$(WEB_VENDOR)/.stamp: tools/web-vendor/package.json tools/web-vendor/package-lock.json
+	rm -rf build/web-vendor $(WEB_VENDOR)
+	mkdir -p build/web-vendor $(WEB_VENDOR)/xterm $(WEB_VENDOR)/novnc
+	cp tools/web-vendor/package.json tools/web-vendor/package-lock.json build/web-vendor/
+	cd build/web-vendor && $(NPM_CI)
+	cp build/web-vendor/node_modules/@xterm/xterm/lib/xterm.js \
+		build/web-vendor/node_modules/@xterm/xterm/css/xterm.css \
+		build/web-vendor/node_modules/@xterm/xterm/LICENSE $(WEB_VENDOR)/xterm/
+	cp -R build/web-vendor/node_modules/@novnc/novnc/core \
+		build/web-vendor/node_modules/@novnc/novnc/vendor \
+		build/web-vendor/node_modules/@novnc/novnc/LICENSE.txt $(WEB_VENDOR)/novnc/
+	touch $@
+
+browser-deps: tests/browser/node_modules/.package-lock.json
+tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && $(NPM_CI)

@@ -819,6 +819,11 @@ static_lookup(const char *uri, char *rel, size_t relsz)
 		snprintf(rel, relsz, "login.html");
 		return SK_LOGIN;
 	}
+	/* the console page at /console/{name} loads the same files relatively */
+	if (n > 16 && strncmp(uri, "/console/assets/", 16) == 0) {
+		uri += 8;
+		n -= 8;
+	}
 	if (n <= 8 || strncmp(uri, "/assets/", 8) != 0 || n - 8 >= relsz)
 		return SK_NONE;
 	for (p = uri + 8; p < uri + n; p++) {
@@ -999,7 +1004,8 @@ first_call(struct listener *l, struct MHD_Connection *c, const char *method,
 	r->route = ar.nseg == -1 ? -1 : api_route(&ar, &allow);
 	free(path);
 	/* the web UI's pages and assets (static files section above) */
-	if (r->route == -1 && mbit == AM_GET &&
+	if ((r->route == -1 || str_has_prefix(r->uri, "/console/assets/")) &&
+	    mbit == AM_GET &&
 	    (sk = static_lookup(r->uri, rel, sizeof(rel))) != SK_NONE)
 		return static_serve(l, c, r, sk, rel);
 
