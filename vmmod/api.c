@@ -54,6 +54,17 @@ h_console(const struct api_request *, const char *, struct api_response *);
 static void
 h_todo(const struct api_request *, const char *, struct api_response *);
 
+static void
+h_templates(const struct api_request *, const char *, struct api_response *);
+static void
+h_create(const struct api_request *, const char *, struct api_response *);
+static void
+h_jobs(const struct api_request *, const char *, struct api_response *);
+static void
+h_job(const struct api_request *, const char *, struct api_response *);
+static void
+h_job_cancel(const struct api_request *, const char *, struct api_response *);
+
 #define LV API_LIBVIRT
 #define LVS (API_LIBVIRT | API_SLOW)
 
@@ -70,12 +81,13 @@ static const struct route routes[] = {
     {"/api/events", 0, h_events, NULL, NULL, NULL},
     {"/api/host", 0, h_host, NULL, NULL, NULL},
     {"/api/host/devices", LV, h_todo, NULL, NULL, NULL},
-    {"/api/jobs/{id}", 0, h_todo, NULL, NULL, h_todo},
+    {"/api/jobs", 0, h_jobs, NULL, NULL, NULL},
+    {"/api/jobs/{id}", 0, h_job, NULL, NULL, h_job_cancel},
     {"/api/vms", LV, h_list, NULL, NULL, NULL},
     {"/api/vms/status", 0, h_status, NULL, NULL, NULL},
     {"/api/vms/list", LV, h_list, NULL, NULL, NULL},
-    {"/api/vms/templates", 0, h_todo, NULL, NULL, NULL},
-    {"/api/vms/create", LV, NULL, h_todo, NULL, NULL},
+    {"/api/vms/templates", 0, h_templates, NULL, NULL, NULL},
+    {"/api/vms/create", LV, NULL, h_create, NULL, NULL},
     {"/api/vms/{name}", LVS, h_vm, NULL, NULL, h_delete},
     {"/api/vms/{name}/start", LVS, NULL, h_action, NULL, NULL},
     {"/api/vms/{name}/stop", LVS, NULL, h_action, NULL, NULL},
@@ -692,7 +704,7 @@ h_delete(
 	struct api_error err = {0};
 	bool remove_disk, force;
 	json_object *o;
-	char uuid[37];
+	char uuid[37], *vmname = NULL;
 
 	if (vm_resolve(name, uuid, resp) == -1 ||
 	    body_take(req, none, &o, resp) == -1)
@@ -703,10 +715,18 @@ h_delete(
 		api_response_error(resp, &err);
 		return;
 	}
+	/* The domain's own name (the route may give its UUID). */
+	if ((o = state_vm_json(uuid)) != NULL)
+		vmname = xstrdup(json_object_get_string(
+		    json_object_object_get(o, "name")));
+	json_object_put(o);
 	if (virt_delete(uuid, remove_disk, force, &err) == -1) {
 		action_failed(req, "delete", name, &err, resp);
+		free(vmname);
 		return;
 	}
+	deploy_vm_deleted(vmname);
+	free(vmname);
 	audit_log(
 	    req->peer, remove_disk ? "delete+disk" : "delete", name, "ok");
 	resp->status = 204;
@@ -745,6 +765,79 @@ h_console(
 	    r, "name", json_object_get(json_object_object_get(vm, "name")));
 	json_object_put(vm);
 	resp_json(resp, 200, r);
+}
+
+/* ---- deploys (deploy.c) ------------------------------------------------- */
+
+static void
+h_templates(
+    const struct api_request *req, const char *name, struct api_response *resp)
+{
+	resp_json(resp, 200, deploy_templates_json());
+}
+
+/* POST /api/vms/create: 202 and the queued job; the work runs elsewhere. */
+static void
+h_create(
+    const struct api_request *req, const char *name, struct api_response *resp)
+{
+	struct api_error err = {0};
+	json_object *o, *job;
+	char result[64];
+
+	if (api_body_parse(req->content_type, req->body, req->body_len, &o,
+		&err) == -1) {
+		api_response_error(resp, &err);
+		return;
+	}
+	if (deploy_create(o, &job, &err) == -1) {
+		json_object_put(o);
+		snprintf(result, sizeof(result), "error:%s", err.code);
+		audit_log(req->peer, "create", NULL, result);
+		api_response_error(resp, &err);
+		return;
+	}
+	json_object_put(o);
+	audit_log(req->peer, "create",
+	    json_object_get_string(json_object_object_get(job, "vm")),
+	    json_object_get_string(json_object_object_get(job, "id")));
+	resp_json(resp, 202, job);
+}
+
+static void
+h_jobs(
+    const struct api_request *req, const char *name, struct api_response *resp)
+{
+	resp_json(resp, 200, deploy_jobs_json());
+}
+
+static void
+h_job(const struct api_request *req, const char *id, struct api_response *resp)
+{
+	json_object *job;
+
+	if ((job = deploy_job_json(id)) == NULL) {
+		resp_error(resp, 404, "not_found", "no such job");
+		return;
+	}
+	resp_json(resp, 200, job);
+}
+
+/* DELETE /api/jobs/{id}: cancels; the job cleans up and ends "cancelled". */
+static void
+h_job_cancel(
+    const struct api_request *req, const char *id, struct api_response *resp)
+{
+	struct api_error err = {0};
+	json_object *job;
+
+	if (deploy_cancel(id, &job, &err) == -1) {
+		api_response_error(resp, &err);
+		return;
+	}
+	audit_log(req->peer, "cancel",
+	    json_object_get_string(json_object_object_get(job, "vm")), id);
+	resp_json(resp, 202, job);
 }
 
 static void

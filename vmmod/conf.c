@@ -66,6 +66,7 @@ static const struct conf_key conf_keys[] = {
     K("audit_log", CT_OPTPATH, audit_log, 0, 0),
     K("allowed_origins", CT_OPTSTR, allowed_origins, 0, 0),
     K("storage_pool", CT_STR, storage_pool, 0, 0),
+    K("pool_dir", CT_OPTPATH, pool_dir, 0, 0),
     K("bridge", CT_STR, bridge, 0, 0),
     K("accel", CT_ACCEL, accel, 0, 0),
     K("max_conns", CT_UINT, max_conns, 1, 10000),
@@ -105,6 +106,7 @@ conf_init(struct vmmod_conf *c)
 	c->audit_log = NULL;
 	c->allowed_origins = NULL;
 	c->storage_pool = xstrdup("guardian-vms");
+	c->pool_dir = NULL;
 	c->bridge = xstrdup("br0");
 	c->accel = ACCEL_AUTO;
 	c->max_conns = 64;

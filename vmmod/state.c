@@ -209,11 +209,18 @@ static json_object *
 entry_json(const struct vm_entry *e)
 {
 	json_object *o = json_object_new_object(), *st, *cons;
-	const char *ip = NULL;
-	char *url = NULL, pct[32];
+	const char *ip = NULL, *scheme = e->f.web_scheme;
+	char *url = NULL, pct[32], rip[16];
+	unsigned port = e->f.web_port;
 
-	if (e->f.mac != NULL && leases != NULL)
+	/* Our reservation first, then what dnsmasq handed out. */
+	if (e->f.name != NULL && deploy_vm_ip(e->f.name, rip) == 0)
+		ip = rip;
+	else if (e->f.mac != NULL && leases != NULL)
 		ip = leases_ip_for_mac(leases, e->f.mac);
+	/* The template knows the web UI when the domain XML does not. */
+	if (port == 0)
+		deploy_vm_web(e->f.template_id, &scheme, &port);
 	json_add_str(o, "name", e->f.name);
 	json_add_str(o, "uuid", e->f.uuid);
 	json_add_str(o, "state", vm_state_name(e->f.state));
@@ -229,10 +236,9 @@ entry_json(const struct vm_entry *e)
 	json_add_str(o, "title", e->f.title);
 	json_add_str(o, "ip", ip);
 	json_add_str(o, "mac", e->f.mac);
-	if (ip != NULL && e->f.web_port != 0)
-		xasprintf(&url, "%s://%s:%u",
-		    e->f.web_scheme ? e->f.web_scheme : "http", ip,
-		    e->f.web_port);
+	if (ip != NULL && port != 0)
+		xasprintf(&url, "%s://%s:%u", scheme ? scheme : "http", ip,
+		    port);
 	json_add_str(o, "web_url", url);
 	free(url);
 	json_add_str(o, "template", e->f.template_id);
@@ -249,7 +255,7 @@ entry_json(const struct vm_entry *e)
 		json_object_object_add(o, "uptime_s", NULL);
 	/* XXX web_ready needs the readiness probe of the deploy pipeline. */
 	json_object_object_add(o, "web_ready",
-	    e->f.web_port != 0 ? json_object_new_boolean(false) : NULL);
+	    port != 0 ? json_object_new_boolean(false) : NULL);
 	st = json_object_new_object();
 	if (e->has_stats && e->f.state == VS_RUNNING) {
 		/* One decimal, printed as such (not 52.200000000000003). */
@@ -579,6 +585,21 @@ state_status_json(void)
 	o = status_locked();
 	pthread_mutex_unlock(&state_mtx);
 	return o;
+}
+
+unsigned long
+state_ram_committed_mb(void)
+{
+	unsigned long committed = 0;
+	size_t i;
+
+	pthread_mutex_lock(&state_mtx);
+	for (i = 0; i < nvms; i++)
+		if (vms[i].f.state == VS_RUNNING ||
+		    vms[i].f.state == VS_PAUSED || vms[i].f.autostart)
+			committed += vms[i].f.memory_mb;
+	pthread_mutex_unlock(&state_mtx);
+	return committed;
 }
 
 json_object *

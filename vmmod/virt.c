@@ -1056,3 +1056,345 @@ done:
 	virConnectClose(c);
 	return ret;
 }
+
+/* ---- storage and define (deploy.c) ---- */
+
+/*
+ * The deploy pipeline's libvirt steps, on its worker threads.  Messages in
+ * *errp go to API callers, so they never carry libvirt's text (host paths);
+ * that is logged here.  Names and paths come from deploy.c (strict VM
+ * names, hex digests, the configured pool directory).
+ */
+
+static int
+store_fail(char **errp, const char *what)
+{
+	log_warnx("deploy: %s: %s", what, last_error());
+	free(*errp);
+	if (!state_connected())
+		*errp = xstrdup("libvirtd is not reachable");
+	else
+		xasprintf(errp, "libvirt could not %s (vmmod's log has details)",
+		    what);
+	return -1;
+}
+
+static virConnectPtr
+store_conn(char **errp)
+{
+	virConnectPtr c;
+
+	if ((c = conn_get()) == NULL) {
+		free(*errp);
+		*errp = xstrdup("libvirtd is not reachable");
+	}
+	return c;
+}
+
+/* Text for an XML element (our paths may hold '&' or '<'). */
+static char *
+xml_text(const char *s)
+{
+	size_t n = 0;
+	const char *p;
+	char *out, *o;
+
+	for (p = s; *p != '\0'; p++)
+		n += (*p == '&') ? 5 : (*p == '<' || *p == '>') ? 4 : 1;
+	out = o = xmalloc(n + 1);
+	for (p = s; *p != '\0'; p++) {
+		if (*p == '&')
+			o = stpcpy(o, "&amp;");
+		else if (*p == '<')
+			o = stpcpy(o, "&lt;");
+		else if (*p == '>')
+			o = stpcpy(o, "&gt;");
+		else
+			*o++ = *p;
+	}
+	*o = '\0';
+	return out;
+}
+
+int
+virt_pool_ensure(const char *dir, char **errp)
+{
+	virConnectPtr c;
+	virStoragePoolPtr pool;
+	char *xml = NULL, *path;
+	int active, ret = -1;
+
+	if ((c = store_conn(errp)) == NULL)
+		return -1;
+	if ((pool = virStoragePoolLookupByName(c, pool_name)) == NULL) {
+		path = xml_text(dir);
+		xasprintf(&xml,
+		    "<pool type='dir'><name>%s</name>"
+		    "<target><path>%s</path><permissions><mode>0711</mode>"
+		    "</permissions></target></pool>",
+		    pool_name, path);
+		free(path);
+		if ((pool = virStoragePoolDefineXML(c, xml, 0)) == NULL) {
+			store_fail(errp, "define the storage pool");
+			goto done;
+		}
+		if (virStoragePoolBuild(pool, 0) < 0)
+			log_debug("pool build: %s", last_error());
+		if (virStoragePoolSetAutostart(pool, 1) < 0)
+			log_warnx("pool autostart: %s", last_error());
+		log_info("defined storage pool %s at %s", pool_name, dir);
+	}
+	if ((active = virStoragePoolIsActive(pool)) == 0 &&
+	    virStoragePoolCreate(pool, 0) < 0) {
+		store_fail(errp, "start the storage pool");
+		goto done;
+	}
+	if (active < 0) {
+		store_fail(errp, "inspect the storage pool");
+		goto done;
+	}
+	ret = 0;
+done:
+	free(xml);
+	if (pool != NULL)
+		virStoragePoolFree(pool);
+	virConnectClose(c);
+	return ret;
+}
+
+static virStoragePoolPtr
+store_pool(virConnectPtr c, char **errp)
+{
+	virStoragePoolPtr pool;
+
+	if ((pool = virStoragePoolLookupByName(c, pool_name)) == NULL)
+		store_fail(errp, "find the storage pool");
+	return pool;
+}
+
+int
+virt_pool_refresh(char **errp)
+{
+	virConnectPtr c;
+	virStoragePoolPtr pool;
+	int ret = -1;
+
+	if ((c = store_conn(errp)) == NULL)
+		return -1;
+	if ((pool = store_pool(c, errp)) != NULL) {
+		if (virStoragePoolRefresh(pool, 0) < 0)
+			store_fail(errp, "refresh the storage pool");
+		else
+			ret = 0;
+		virStoragePoolFree(pool);
+	}
+	virConnectClose(c);
+	return ret;
+}
+
+int
+virt_vol_create(const char *name, const char *backing, const char *backing_fmt,
+    bool copy, uint64_t capacity, char pathp[PATH_MAX], char **errp)
+{
+	virConnectPtr c;
+	virStoragePoolPtr pool = NULL;
+	virStorageVolPtr vol = NULL, src = NULL;
+	char *xml = NULL, *bpath = NULL, *bs = NULL, *p;
+	int ret = -1;
+
+	if ((c = store_conn(errp)) == NULL)
+		return -1;
+	if ((pool = store_pool(c, errp)) == NULL)
+		goto done;
+	if (backing != NULL && !copy) {
+		bpath = xml_text(backing);
+		xasprintf(&bs,
+		    "<backingStore><path>%s</path><format type='%s'/>"
+		    "</backingStore>",
+		    bpath, backing_fmt);
+	}
+	xasprintf(&xml,
+	    "<volume><name>%s</name>"
+	    "<capacity unit='bytes'>%llu</capacity>"
+	    "<target><format type='qcow2'/>"
+	    "<permissions><mode>0600</mode></permissions></target>%s"
+	    "</volume>",
+	    name, (unsigned long long)capacity, bs ? bs : "");
+	if (copy) {
+		if ((src = virStorageVolLookupByPath(c, backing)) == NULL) {
+			store_fail(errp, "find the base image volume");
+			goto done;
+		}
+		vol = virStorageVolCreateXMLFrom(pool, xml, src, 0);
+	} else
+		vol = virStorageVolCreateXML(pool, xml, 0);
+	if (vol == NULL) {
+		store_fail(errp, "create the VM disk");
+		goto done;
+	}
+	if ((p = virStorageVolGetPath(vol)) == NULL) {
+		store_fail(errp, "find the VM disk");
+		goto done;
+	}
+	snprintf(pathp, PATH_MAX, "%s", p);
+	free(p);
+	log_info("deploy: created volume %s (%s)", name,
+	    copy ? "copy" : backing ? "overlay" : "empty");
+	ret = 0;
+done:
+	free(xml);
+	free(bs);
+	free(bpath);
+	if (src != NULL)
+		virStorageVolFree(src);
+	if (vol != NULL)
+		virStorageVolFree(vol);
+	if (pool != NULL)
+		virStoragePoolFree(pool);
+	virConnectClose(c);
+	return ret;
+}
+
+int
+virt_vol_resize(const char *name, uint64_t bytes, char **errp)
+{
+	virConnectPtr c;
+	virStoragePoolPtr pool = NULL;
+	virStorageVolPtr vol = NULL;
+	virStorageVolInfo info;
+	int ret = -1;
+
+	if ((c = store_conn(errp)) == NULL)
+		return -1;
+	if ((pool = store_pool(c, errp)) == NULL)
+		goto done;
+	if ((vol = virStorageVolLookupByName(pool, name)) == NULL ||
+	    virStorageVolGetInfo(vol, &info) < 0) {
+		store_fail(errp, "find the VM disk");
+		goto done;
+	}
+	if (info.capacity < bytes && virStorageVolResize(vol, bytes, 0) < 0) {
+		store_fail(errp, "grow the VM disk");
+		goto done;
+	}
+	ret = 0;
+done:
+	if (vol != NULL)
+		virStorageVolFree(vol);
+	if (pool != NULL)
+		virStoragePoolFree(pool);
+	virConnectClose(c);
+	return ret;
+}
+
+int
+virt_vol_delete(const char *name)
+{
+	virConnectPtr c;
+	virStoragePoolPtr pool;
+	virStorageVolPtr vol;
+	int ret = 0;
+
+	if ((c = conn_get()) == NULL)
+		return -1;
+	if ((pool = virStoragePoolLookupByName(c, pool_name)) == NULL) {
+		virConnectClose(c);
+		return 0;
+	}
+	virStoragePoolRefresh(pool, 0);
+	if ((vol = virStorageVolLookupByName(pool, name)) != NULL) {
+		if (virStorageVolDelete(vol, 0) < 0) {
+			log_warnx("deploy: delete volume %s: %s", name,
+			    last_error());
+			ret = -1;
+		} else
+			log_info("deploy: removed volume %s", name);
+		virStorageVolFree(vol);
+	}
+	virStoragePoolFree(pool);
+	virConnectClose(c);
+	return ret;
+}
+
+int
+virt_define(const char *xml, bool autostart, char uuid[37], char **errp)
+{
+	virConnectPtr c;
+	virDomainPtr dom;
+	int ret = -1;
+
+	if ((c = store_conn(errp)) == NULL)
+		return -1;
+	if ((dom = virDomainDefineXML(c, xml)) == NULL) {
+		store_fail(errp, "define the VM");
+		goto done;
+	}
+	if (virDomainGetUUIDString(dom, uuid) < 0 ||
+	    (autostart && virDomainSetAutostart(dom, 1) < 0)) {
+		store_fail(errp, "set up the VM");
+		virDomainFree(dom);
+		goto done;
+	}
+	refresh_one(c, uuid);
+	virDomainFree(dom);
+	ret = 0;
+done:
+	virConnectClose(c);
+	return ret;
+}
+
+int
+virt_start_name(const char *name, char **errp)
+{
+	virConnectPtr c;
+	virDomainPtr dom;
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	int ret = -1;
+
+	if ((c = store_conn(errp)) == NULL)
+		return -1;
+	if ((dom = virDomainLookupByName(c, name)) == NULL) {
+		store_fail(errp, "find the VM");
+		goto done;
+	}
+	if (virDomainCreate(dom) < 0)
+		store_fail(errp, "start the VM");
+	else
+		ret = 0;
+	if (virDomainGetUUIDString(dom, uuid) == 0)
+		refresh_one(c, uuid);
+	virDomainFree(dom);
+done:
+	virConnectClose(c);
+	return ret;
+}
+
+int
+virt_undefine_name(const char *name)
+{
+	virConnectPtr c;
+	virDomainPtr dom;
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	int ret = 0;
+
+	if ((c = conn_get()) == NULL)
+		return -1;
+	if ((dom = virDomainLookupByName(c, name)) == NULL) {
+		virConnectClose(c);
+		return 0;
+	}
+	if (virDomainIsActive(dom) == 1 && virDomainDestroy(dom) < 0)
+		log_warnx("deploy: force off %s: %s", name, last_error());
+	if (virDomainUndefineFlags(dom,
+		VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+		    VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0) {
+		log_warnx("deploy: undefine %s: %s", name, last_error());
+		ret = -1;
+	} else
+		log_info("deploy: undefined %s", name);
+	if (virDomainGetUUIDString(dom, uuid) == 0)
+		refresh_one(c, uuid);
+	virDomainFree(dom);
+	virConnectClose(c);
+	return ret;
+}

@@ -19,6 +19,8 @@
 #include "vmmod.h"
 
 #define DEFAULT_CONF SYSCONFDIR "/vmmod/vmmod.conf"
+#define GUARDIAN_RESERVE_MB 512
+#define SYSTEM_BUFFER_MB 1536
 
 /* Command-line values win over the file, also after a reload. */
 struct cli {
@@ -144,6 +146,10 @@ main(int argc, char *argv[])
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
 	struct vmmod_conf conf, next;
+	struct reserve_params rp;
+	struct catalog *catalog;
+	struct reserve *reserve;
+	char *state_file, *rerr = NULL;
 	struct host_facts host;
 	struct cli cli = {0};
 	struct sysinfo si;
@@ -243,10 +249,11 @@ main(int argc, char *argv[])
 	if (sysinfo(&si) == 0)
 		host.ram_total_mb =
 		    (unsigned long)(si.totalram / 1048576 * si.mem_unit);
-	/* Guardian itself needs ~2 GB; the rest is the VM budget. */
-	host.ram_budget_mb = conf.ram_budget_mb
-	    ? conf.ram_budget_mb
-	    : (host.ram_total_mb > 2048 ? host.ram_total_mb - 2048 : 0);
+	/* VM budget: host RAM - Guardian's reserve - a system buffer. */
+	host.ram_budget_mb = conf.ram_budget_mb ? conf.ram_budget_mb
+	    : host.ram_total_mb > GUARDIAN_RESERVE_MB + SYSTEM_BUFFER_MB
+	    ? host.ram_total_mb - GUARDIAN_RESERVE_MB - SYSTEM_BUFFER_MB
+	    : 0;
 	host.xen = WITH_XEN;
 
 	if (audit_open(conf.audit_log) < 0)
@@ -254,7 +261,30 @@ main(int argc, char *argv[])
 	state_init(&conf, &host);
 	if (virt_init(&conf) < 0)
 		return 1;
+	/* Deploys: the catalog, the address reservations, the job runner. */
+	catalog = catalog_load(conf.templates_dir,
+	    strcmp(host.arch, "aarch64") == 0 ? VM_ARCH_AARCH64
+					       : VM_ARCH_X86_64,
+	    conf.appliance_dir);
+	xasprintf(&state_file, "%s/reservations.json", conf.data_dir);
+	memset(&rp, 0, sizeof(rp));
+	rp.block = conf.reserve_block;
+	rp.subnet = conf.reserve_subnet;
+	rp.dhcp_pool = conf.dhcp_pool;
+	rp.state_file = state_file;
+	rp.dhcp_dir = conf.reservations_dir;
+	rp.hosts_dir = conf.hosts_dir;
+	rp.domain = conf.domain;
+	if ((reserve = reserve_open(&rp, &rerr)) == NULL) {
+		log_warnx("reservations: %s; deploys cannot reserve addresses",
+		    rerr ? rerr : "cannot open");
+		free(rerr);
+	}
+	free(state_file);
+	if (deploy_init(&conf, &host, catalog, reserve) < 0)
+		log_warnx("deploys are not available");
 	if (http_start(&conf) < 0) {
+		deploy_shutdown();
 		virt_shutdown();
 		return 1;
 	}
@@ -288,7 +318,10 @@ main(int argc, char *argv[])
 	log_info("stopping on signal %d", sig);
 	sd_notify(0, "STOPPING=1");
 	http_stop();
+	deploy_shutdown();
 	virt_shutdown();
+	reserve_close(reserve);
+	catalog_free(catalog);
 	state_free();
 	audit_close();
 	conf_clear(&conf);

@@ -9,6 +9,7 @@
 #ifndef VMMOD_H
 #define VMMOD_H
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -274,6 +275,8 @@ json_object *state_host_json(void);			/* /api/host */
 /* Resolves a route's {name}: exact domain name first, then UUID. */
 int state_lookup(const char *ref, char uuid[37]);
 bool state_connected(void);
+/* RAM of running, paused and autostart VMs (the deploy guard's "committed"). */
+unsigned long state_ram_committed_mb(void);
 void state_counts(unsigned counts[VS_STARTING + 1]);	/* VMs by state, /metrics */
 
 /*
@@ -314,9 +317,102 @@ int virt_set_autostart(const char *ref, bool on, json_object **vmp,
     struct api_error *);
 int virt_delete(const char *ref, bool remove_disk, bool force,
     struct api_error *);
+/* virt.c, storage and define (deploy.c): *errp is for API callers (no
+ * libvirt text); the details go to the log. */
+int virt_pool_ensure(const char *dir, char **errp);	/* define/build/start */
+int virt_pool_refresh(char **errp);
+/* A qcow2 volume NAME in our pool: an overlay on backing (copy: a full
+ * copy of it), or empty when backing is NULL; its path into pathp. */
+int virt_vol_create(const char *name, const char *backing,
+    const char *backing_fmt, bool copy, uint64_t capacity,
+    char pathp[PATH_MAX], char **errp);
+int virt_vol_resize(const char *name, uint64_t bytes, char **errp); /* grow */
+int virt_vol_delete(const char *name);			/* 0 also when absent */
+int virt_define(const char *xml, bool autostart, char uuid[37], char **errp);
+int virt_start_name(const char *name, char **errp);
+int virt_undefine_name(const char *name);		/* 0 also when absent */
 /* Stats are gathered only while someone watches (SSE clients). */
 void virt_stats_watch(int delta);
 unsigned long virt_reconnects(void);
+/* Stats are gathered only while someone watches (SSE clients). */
+void virt_stats_watch(int delta);
+unsigned long virt_reconnects(void);
+
+/*
+ * deploy.c: POST /api/vms/create's jobs.  Validation on the caller's thread,
+ * the pipeline (fetch, import, overlay, resize, seed, reserve, define, start)
+ * on a small pool of workers; job files under data_dir/jobs.
+ */
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED,
+	JOB_CANCELLED };
+enum job_phase { JOB_PHASE_NONE, JOB_PHASE_DOWNLOADING, JOB_PHASE_VERIFYING,
+	JOB_PHASE_IMPORTING, JOB_PHASE_RESIZING, JOB_PHASE_SEEDING,
+	JOB_PHASE_DEFINING, JOB_PHASE_STARTING, JOB_PHASE_DONE };
+/* What a job may have made (recorded before the step that makes it). */
+#define JOB_MADE_DISK		0x01	/* pool volume NAME.qcow2 */
+#define JOB_MADE_SEED		0x02	/* pool volume NAME-seed.iso */
+#define JOB_MADE_DOMAIN		0x04	/* the domain NAME (+ its NVRAM) */
+#define JOB_MADE_RESERVATION	0x08	/* IP + MAC + dnsmasq files */
+#define JOB_MADE_TOFU		0x10	/* an unpinned download in the pool */
+/* deploy_cleanup_plan's steps */
+#define CLEAN_UNDEFINE		0x01
+#define CLEAN_DISK		0x02
+#define CLEAN_SEED		0x04
+#define CLEAN_RESERVATION	0x08
+#define CLEAN_TOFU		0x10
+/* The fields of the API's Job object, plus what the job made. */
+struct job_info {
+	char		 id[24];	/* "j-" + 16 hex */
+	char		 vm[SPEC_NAME_MAX + 1];
+	char		 template_id[SPEC_NAME_MAX + 1];
+	enum job_state	 state;
+	enum job_phase	 phase;		/* NONE while queued: null */
+	uint64_t	 bytes_done, bytes_total, rate_bps;
+	int64_t		 eta_s;		/* -1: null */
+	char		 sha256[65];	/* "" : null */
+	bool		 pinned;
+	char		 error[256];	/* "" : null */
+	time_t		 created;
+	unsigned	 made;		/* JOB_MADE_* */
+};
+/* A create request after deploy_req_parse (template defaults filled in). */
+struct deploy_req {
+	char		 name[SPEC_NAME_MAX + 1];
+	char		 template_id[SPEC_NAME_MAX + 1];
+	unsigned	 memory_mb, vcpus, disk_gb;
+	bool		 start, autostart, trust_unpinned;
+	char		*user, *password, *hostname;
+	char	       **ssh_keys;	/* NULL-terminated or NULL */
+	struct vm_usbdev *usb;
+	size_t		 nusb;
+};
+const char *job_state_name(enum job_state);
+const char *job_phase_name(enum job_phase);		/* NULL for NONE */
+json_object *deploy_info_json(const struct job_info *);	/* pure */
+unsigned deploy_cleanup_plan(unsigned made, enum job_state);
+int deploy_ram_check(unsigned long budget_mb, unsigned long committed_mb,
+    unsigned long need_mb, struct api_error *);
+/* Body -> request, checked against the catalog; -1 and *err (4xx). */
+int deploy_req_parse(json_object *body, const struct catalog *,
+    struct deploy_req *, const struct catalog_template **,
+    const struct catalog_image **, struct api_error *);
+void deploy_req_clear(struct deploy_req *);
+/* Borrows cat and res until deploy_shutdown. */
+int deploy_init(const struct vmmod_conf *, const struct host_facts *,
+    struct catalog *cat, struct reserve *res);
+void deploy_shutdown(void);
+/* 0 and *jobp (the queued Job), or -1 and *err: 400/404/409 before any
+ * download (duplicate name, RAM budget, free space, unpinned image). */
+int deploy_create(json_object *body, json_object **jobp, struct api_error *);
+json_object *deploy_job_json(const char *id);		/* NULL: none */
+json_object *deploy_jobs_json(void);			/* {"jobs":[...]} */
+int deploy_cancel(const char *id, json_object **jobp, struct api_error *);
+json_object *deploy_templates_json(void);		/* GET /api/vms/templates */
+/* Hooks for VM objects and deletes (no-ops before deploy_init). */
+void deploy_vm_deleted(const char *name);		/* releases its address */
+int deploy_vm_ip(const char *name, char ip[16]);	/* reserved address */
+int deploy_vm_web(const char *template_id, const char **schemep,
+    unsigned *portp);
 
 /* api.c: the router and handlers; knows nothing of libmicrohttpd */
 #define API_MAX_SEGS 8

@@ -155,10 +155,11 @@ check "metrics is Prometheus text" grep -q '^# TYPE vmmod_vms gauge' "$d/out"
 check "metrics counts shutoff VMs" grep -qx 'vmmod_vms{state="shutoff"} 3' "$d/out"
 
 # ------------------------------------------------------------ later routes
-expect 501 not_implemented GET /api/vms/templates
-expect 501 not_implemented POST /api/vms/create '{"template":"x","name":"y"}'
-expect 501 not_implemented GET /api/jobs/j-1
-expect 501 not_implemented DELETE /api/jobs/j-1
+expect 200 - GET /api/vms/templates
+expect 404 unknown_template POST /api/vms/create '{"template":"x","name":"y"}'
+expect 404 not_found GET /api/jobs/j-1
+expect 404 not_found DELETE /api/jobs/j-1
+expect 200 - GET /api/jobs
 expect 501 not_implemented POST /api/vms/ubuntu22.04/console '{"type":"serial"}'
 expect 501 not_implemented GET /api/host/devices
 expect 501 not_implemented GET /api/vms/ubuntu22.04/devices
