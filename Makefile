@@ -94,14 +94,14 @@ $(UNIT): $(TEST_OBJS) $(VMMOD_LIB_OBJS) $(SETUP_LIB_OBJS) $(COMMON_OBJS)
 # ---- tests ---------------------------------------------------------------
 # The appliances are built first, outside the sandbox: apt-get download
 # needs the network namespace that can reach Debian's mirror.
-check: all $(UNIT)
+check: all $(UNIT) web-vendor browser-deps
 	tests/appliance/build.sh --out build/appliance x86_64 aarch64
 	@tests/run.sh --build $(BUILD) --all
 
 check-unit: $(UNIT)
 	@tests/run.sh --build $(BUILD) --unit
 
-check-sandbox: all $(UNIT)
+check-sandbox: all $(UNIT) web-vendor browser-deps
 	tests/appliance/build.sh --out build/appliance x86_64 aarch64
 	@tests/run.sh --build $(BUILD) --sandbox
 
@@ -115,7 +115,7 @@ appliances:
 # The README's first command: deps (once per packages.txt), build, then run
 # the product against a sandboxed libvirtd (tools/demo.sh says how).
 demo: build/deps.stamp
-	$(MAKE) all
+	$(MAKE) all web-vendor
 	tools/demo.sh --build $(BUILD)
 
 build/deps.stamp: packages.txt
@@ -125,7 +125,7 @@ build/deps.stamp: packages.txt
 # Paths inside the shipped files are written for PREFIX=/usr/local; sed
 # rewrites them for the PREFIX being installed.
 SUBST = sed -e 's|/usr/local/sbin|$(SBINDIR)|g' -e 's|/usr/share/guardian-vms|$(DATADIR)|g'
-install: all
+install: all web-vendor
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(DATADIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/vmmod
 	install -m 0755 $(PROGS) $(DESTDIR)$(SBINDIR)/
@@ -147,6 +147,10 @@ deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		$$(sed -e 's/#.*//' packages.txt)
+	@# npm: Debian's package only where no npm came with nodejs (NodeSource
+	@# builds bundle it and conflict with Debian's npm).
+	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends npm
 	@mkdir -p build && touch build/deps.stamp
 
 FMT_FILES = $(wildcard common/*.[ch] vmmod/*.[ch] installer/*.[ch] tests/unit/*.[ch] bench/*.c tools/*.c)

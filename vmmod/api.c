@@ -51,6 +51,12 @@ static void
 h_delete(const struct api_request *, const char *, struct api_response *);
 static void
 h_console(const struct api_request *, const char *, struct api_response *);
+static void h_console_ticket(
+    const struct api_request *, const char *, struct api_response *);
+static void
+h_console_ws(const struct api_request *, const char *, struct api_response *);
+static void
+h_console_page(const struct api_request *, const char *, struct api_response *);
 static void
 h_todo(const struct api_request *, const char *, struct api_response *);
 
@@ -97,12 +103,17 @@ static const struct route routes[] = {
     {"/api/vms/{name}/resume", LVS, NULL, h_action, NULL, NULL},
     {"/api/vms/{name}/autostart", LVS, NULL, h_autostart, NULL, NULL},
     {"/api/vms/{name}/delete", LVS, NULL, NULL, NULL, h_delete},
-    {"/api/vms/{name}/console", LV, h_console, h_todo, NULL, NULL},
-    {"/api/vms/{name}/console/serial", LV, h_todo, NULL, NULL, NULL},
-    {"/api/vms/{name}/console/vnc", LV, h_todo, NULL, NULL, NULL},
+    {"/api/vms/{name}/console", LV, h_console, h_console_ticket, NULL, NULL},
+    /* websockets: a console ticket or cookie instead of credentials */
+    {"/api/vms/{name}/console/serial", LV | API_NOAUTH, h_console_ws, NULL,
+	NULL, NULL},
+    {"/api/vms/{name}/console/vnc", LV | API_NOAUTH, h_console_ws, NULL, NULL,
+	NULL},
     {"/api/vms/{name}/devices", LV, h_todo, h_todo, NULL, NULL},
     {"/api/vms/{name}/devices/{id}", LV, NULL, NULL, NULL, h_todo},
-    /* XXX the console listener's page and assets come with the console issue */
+    /* the console page: a ticket or the console cookie (console.c) */
+    {"/console/{name}", API_NOAUTH, h_console_page, NULL, NULL, NULL},
+    /* XXX the console listener's own assets (xterm.js, noVNC) */
     {"/console/*", API_NOAUTH, h_todo, NULL, NULL, NULL},
 };
 #define NROUTES ((int)nitems(routes))
@@ -258,6 +269,11 @@ api_response_clear(struct api_response *resp)
 	json_object_put(resp->json);
 	free(resp->text);
 	free(resp->set_cookie);
+	free(resp->csp);
+	if (resp->upgrade != NULL) {
+		resp->upgrade->cancel(resp->upgrade->arg);
+		free(resp->upgrade);
+	}
 	memset(resp, 0, sizeof(*resp));
 }
 
@@ -765,6 +781,47 @@ h_console(
 	    r, "name", json_object_get(json_object_object_get(vm, "name")));
 	json_object_put(vm);
 	resp_json(resp, 200, r);
+}
+
+/* POST /api/vms/{name}/console {"type"}: a ticket and the console URL. */
+static void
+h_console_ticket(
+    const struct api_request *req, const char *name, struct api_response *resp)
+{
+	char uuid[37];
+
+	if (vm_resolve(name, uuid, resp) == -1)
+		return;
+	console_api_ticket(req, name, uuid, resp);
+}
+
+/* GET /api/vms/{name}/console/{serial,vnc}: the websocket. */
+static void
+h_console_ws(
+    const struct api_request *req, const char *name, struct api_response *resp)
+{
+	enum console_type type;
+	char uuid[37];
+
+	if (console_type_parse(req->seg[req->nseg - 1], &type) == -1) {
+		resp_error(resp, 404, "not_found", "no such console");
+		return;
+	}
+	if (vm_resolve(name, uuid, resp) == -1)
+		return;
+	console_api_ws(req, type, uuid, resp);
+}
+
+/* GET /console/{name}?type=&ticket=: the console page. */
+static void
+h_console_page(
+    const struct api_request *req, const char *name, struct api_response *resp)
+{
+	char uuid[37];
+
+	if (vm_resolve(name, uuid, resp) == -1)
+		return;
+	console_api_page(req, name, uuid, resp);
 }
 
 /* ---- deploys (deploy.c) ------------------------------------------------- */

@@ -65,6 +65,7 @@ static const struct conf_key conf_keys[] = {
     K("appliance_dir", CT_OPTPATH, appliance_dir, 0, 0),
     K("audit_log", CT_OPTPATH, audit_log, 0, 0),
     K("allowed_origins", CT_OPTSTR, allowed_origins, 0, 0),
+    K("console_url_base", CT_OPTSTR, console_url_base, 0, 0),
     K("storage_pool", CT_STR, storage_pool, 0, 0),
     K("pool_dir", CT_OPTPATH, pool_dir, 0, 0),
     K("bridge", CT_STR, bridge, 0, 0),
@@ -105,6 +106,7 @@ conf_init(struct vmmod_conf *c)
 	c->appliance_dir = xstrdup(DATADIR "/appliances");
 	c->audit_log = NULL;
 	c->allowed_origins = NULL;
+	c->console_url_base = NULL;
 	c->storage_pool = xstrdup("guardian-vms");
 	c->pool_dir = NULL;
 	c->bridge = xstrdup("br0");

@@ -69,6 +69,7 @@ struct req {
 	struct api_request ar;
 	struct api_response resp;
 	bool have_resp;
+	struct api_upgrade *upgrade; /* 101 queued, socket not handed over */
 };
 
 struct sse {
@@ -583,6 +584,71 @@ sse_response(struct MHD_Connection *c)
 	return resp;
 }
 
+/* ---- websocket upgrade (console.c) -------------------------------------- */
+
+static double elapsed(const struct timespec *);
+
+int
+http_random_hex(char out[2 * TOKEN_BYTES + 1])
+{
+	return random_hex(out);
+}
+
+void
+http_upgrade_close(void *urh)
+{
+	if (MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE) != MHD_YES)
+		log_warnx(
+		    "%s: MHD could not close an upgraded socket", __func__);
+}
+
+/* MHD sent the 101: the socket is the console's now. */
+static void
+on_upgrade(void *cls, struct MHD_Connection *c, void *req_cls,
+    const char *extra, size_t extra_len, MHD_socket sock,
+    struct MHD_UpgradeResponseHandle *urh)
+{
+	struct api_upgrade *up = cls;
+	struct req *r = req_cls;
+
+	if (r != NULL && r->upgrade == up)
+		r->upgrade = NULL;
+	up->start(up->arg, sock, extra, extra_len, urh);
+	free(up);
+}
+
+/* api.c accepted a websocket (console.c checked the handshake): 101. */
+static enum MHD_Result
+send_upgrade(struct MHD_Connection *c, struct req *r, struct api_response *ar)
+{
+	struct api_upgrade *up = ar->upgrade;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	ar->upgrade = NULL;
+	if ((resp = MHD_create_response_for_upgrade(on_upgrade, up)) == NULL) {
+		up->cancel(up->arg);
+		free(up);
+		api_response_clear(ar);
+		return MHD_NO;
+	}
+	/* MHD adds "Connection: Upgrade" itself */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
+	MHD_add_response_header(resp, "Sec-WebSocket-Accept", up->accept);
+	r->upgrade = up;
+	ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+	MHD_destroy_response(resp);
+	if (ret != MHD_YES) {
+		r->upgrade = NULL;
+		up->cancel(up->arg);
+		free(up);
+	}
+	api_metrics_observe(r->route, 101, elapsed(&r->t0));
+	api_response_clear(ar);
+	r->answered = true;
+	return ret;
+}
+
 /* ---- requests ----------------------------------------------------------- */
 
 static void
@@ -621,6 +687,11 @@ on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 
 	if (r == NULL)
 		return;
+	if (r->upgrade != NULL) {
+		/* the 101 never went out: the console undoes its part */
+		r->upgrade->cancel(r->upgrade->arg);
+		free(r->upgrade);
+	}
 	api_response_clear(&r->resp);
 	free(r->uri);
 	free(r->path);
@@ -696,6 +767,8 @@ send_response(struct listener *l, struct MHD_Connection *c, struct req *r,
 	enum MHD_Result ret;
 	size_t len = 0;
 
+	if (ar->upgrade != NULL)
+		return send_upgrade(c, r, ar);
 	if (ar->events && (resp = sse_response(c)) == NULL) {
 		struct api_error err;
 
@@ -727,7 +800,8 @@ send_response(struct listener *l, struct MHD_Connection *c, struct req *r,
 	}
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	MHD_add_response_header(resp, "Content-Security-Policy", CSP_API);
+	MHD_add_response_header(resp, "Content-Security-Policy",
+	    ar->csp != NULL ? ar->csp : CSP_API);
 	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
 	if (ar->status == 405)
 		allow_header(resp, ar->allow);
@@ -767,6 +841,18 @@ static const char *
 query_arg(void *cls, const char *key)
 {
 	return MHD_lookup_connection_value(cls, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static const char *
+header_arg(void *cls, const char *key)
+{
+	return MHD_lookup_connection_value(cls, MHD_HEADER_KIND, key);
+}
+
+static const char *
+cookie_arg(void *cls, const char *key)
+{
+	return MHD_lookup_connection_value(cls, MHD_COOKIE_KIND, key);
 }
 
 /* Credentials on TCP: the bearer token, else a live session cookie. */
@@ -1057,6 +1143,8 @@ request_fill(struct MHD_Connection *c, const char *method, struct req *r)
 	ar->body_len = r->len;
 	ar->peer = r->peer;
 	ar->session = r->session[0] != '\0' ? r->session : NULL;
+	ar->header = header_arg;
+	ar->cookie = cookie_arg;
 }
 
 static void *
@@ -1280,7 +1368,7 @@ daemon_start(
     struct listener *l, const struct vmmod_conf *conf, unsigned threads)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
 
 	/* the logger first, so MHD's own start-up messages go through it */
 	struct MHD_OptionItem opts[] = {
@@ -1323,6 +1411,8 @@ http_start(const struct vmmod_conf *conf)
 	cond_ready = true;
 	sse_stopping = work_stopping = false;
 	static_start(conf->web_root);
+	if (console_start(conf) == -1)
+		goto fail;
 	if (conf->socket_path != NULL) {
 		l = &listeners[0];
 		if ((l->fd = unix_listen(conf->socket_path, conf->socket_mode,
@@ -1394,6 +1484,8 @@ http_stop(void)
 		pthread_cond_destroy(&sse_cond);
 		cond_ready = false;
 	}
+	/* upgraded sockets must be closed before their daemon stops */
+	console_stop();
 	for (i = 0; i < nitems(listeners); i++) {
 		struct listener *l = &listeners[i];
 

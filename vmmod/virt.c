@@ -1057,6 +1057,203 @@ done:
 	return ret;
 }
 
+/* ---- console streams (console.c) ---------------------------------------- */
+
+/*
+ * A VM's serial console as a non-blocking stream.  Its events run on the
+ * event thread; mtx and `closed` make sure no callback reaches console.c
+ * once virt_console_close() has returned (libvirt frees the struct through
+ * the callback's free function, after any dispatch in progress).
+ */
+struct virt_console {
+	pthread_mutex_t mtx;
+	virStreamPtr st;
+	bool closed, ended;
+	virt_console_fn cb;
+	void *arg;
+};
+
+static void
+console_free_cb(void *opaque)
+{
+	struct virt_console *vc = opaque;
+
+	pthread_mutex_destroy(&vc->mtx);
+	free(vc);
+}
+
+static void
+console_event(virStreamPtr st, int events, void *opaque)
+{
+	struct virt_console *vc = opaque;
+	char buf[16384];
+	int n = -2;
+
+	pthread_mutex_lock(&vc->mtx);
+	if (vc->closed || vc->ended) {
+		pthread_mutex_unlock(&vc->mtx);
+		return;
+	}
+	if (events & VIR_STREAM_EVENT_READABLE) {
+		while ((n = virStreamRecv(st, buf, sizeof(buf))) > 0)
+			vc->cb(vc->arg, buf, n);
+	}
+	if (n == 0 || n == -1 ||
+	    (events & (VIR_STREAM_EVENT_ERROR | VIR_STREAM_EVENT_HANGUP))) {
+		if (n == -1)
+			log_debug("%s: %s", __func__, last_error());
+		/* the end: no more events until virt_console_close() */
+		vc->ended = true;
+		virStreamEventUpdateCallback(st, 0);
+		vc->cb(vc->arg, NULL, n == -1 ? -1 : 0);
+	}
+	pthread_mutex_unlock(&vc->mtx);
+}
+
+struct virt_console *
+virt_console_open(const char *uuid, bool force, virt_console_fn cb, void *arg,
+    struct api_error *err)
+{
+	struct virt_console *vc = NULL;
+	virDomainPtr dom = NULL;
+	virStreamPtr st = NULL;
+	virConnectPtr c;
+	int active;
+
+	if ((c = conn_get()) == NULL) {
+		api_error_set(
+		    err, 503, "libvirtd_down", "libvirtd is not reachable");
+		return NULL;
+	}
+	if ((dom = virDomainLookupByUUIDString(c, uuid)) == NULL) {
+		fail_libvirt(err, "find", uuid);
+		goto done;
+	}
+	if ((active = virDomainIsActive(dom)) != 1) {
+		if (active == 0)
+			api_error_set(
+			    err, 409, "wrong_state", "the VM is not running");
+		else
+			fail_libvirt(err, "inspect", uuid);
+		goto done;
+	}
+	if ((st = virStreamNew(c, VIR_STREAM_NONBLOCK)) == NULL ||
+	    virDomainOpenConsole(dom, NULL, st,
+		force ? VIR_DOMAIN_CONSOLE_FORCE : VIR_DOMAIN_CONSOLE_SAFE) <
+		0) {
+		log_warnx("%s: %s: %s", __func__, uuid, last_error());
+		api_error_set(err, 409, "console_busy",
+		    "the VM's serial console cannot be opened now");
+		goto done;
+	}
+	vc = xcalloc(1, sizeof(*vc));
+	pthread_mutex_init(&vc->mtx, NULL);
+	vc->st = st;
+	vc->cb = cb;
+	vc->arg = arg;
+	if (virStreamEventAddCallback(st,
+		VIR_STREAM_EVENT_READABLE | VIR_STREAM_EVENT_ERROR |
+		    VIR_STREAM_EVENT_HANGUP,
+		console_event, vc, console_free_cb) < 0) {
+		log_warnx("%s: %s: %s", __func__, uuid, last_error());
+		api_error_set(err, 500, "libvirt_error",
+		    "cannot watch the VM's serial console");
+		console_free_cb(vc);
+		vc = NULL;
+		goto done;
+	}
+	st = NULL; /* vc holds it */
+done:
+	if (st != NULL) {
+		virStreamAbort(st);
+		virStreamFree(st);
+	}
+	if (dom != NULL)
+		virDomainFree(dom);
+	virConnectClose(c);
+	return vc;
+}
+
+int
+virt_console_send(struct virt_console *vc, const void *buf, size_t len)
+{
+	const char *p = buf;
+	int n, tries = 0;
+
+	while (len > 0) {
+		n = virStreamSend(vc->st, p, len);
+		if (n == -2) {
+			/* the guest's side is full: a short wait, bounded */
+			if (++tries > 200)
+				return -1;
+			nanosleep(&(struct timespec){0, 5000000}, NULL);
+			continue;
+		}
+		if (n < 0) {
+			log_debug("%s: %s", __func__, last_error());
+			return -1;
+		}
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+void
+virt_console_close(struct virt_console *vc)
+{
+	virStreamPtr st;
+
+	if (vc == NULL)
+		return;
+	pthread_mutex_lock(&vc->mtx);
+	vc->closed = true;
+	st = vc->st;
+	pthread_mutex_unlock(&vc->mtx);
+	/* may free vc (console_free_cb): not touched after this */
+	virStreamEventRemoveCallback(st);
+	if (virStreamAbort(st) < 0)
+		log_debug("%s: %s", __func__, last_error());
+	virStreamFree(st);
+}
+
+int
+virt_graphics_fd(const char *uuid, struct api_error *err)
+{
+	virDomainPtr dom;
+	virConnectPtr c;
+	int fd = -1, active;
+
+	if ((c = conn_get()) == NULL) {
+		api_error_set(
+		    err, 503, "libvirtd_down", "libvirtd is not reachable");
+		return -1;
+	}
+	if ((dom = virDomainLookupByUUIDString(c, uuid)) == NULL) {
+		fail_libvirt(err, "find", uuid);
+		goto done;
+	}
+	if ((active = virDomainIsActive(dom)) != 1) {
+		if (active == 0)
+			api_error_set(
+			    err, 409, "wrong_state", "the VM is not running");
+		else
+			fail_libvirt(err, "inspect", uuid);
+		goto done;
+	}
+	if ((fd = virDomainOpenGraphicsFD(
+		 dom, 0, VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH)) < 0) {
+		log_warnx("%s: %s: %s", __func__, uuid, last_error());
+		api_error_set(err, 409, "no_graphics",
+		    "the VM's graphical console cannot be opened");
+	}
+done:
+	if (dom != NULL)
+		virDomainFree(dom);
+	virConnectClose(c);
+	return fd;
+}
+
 /* ---- storage and define (deploy.c) ---- */
 
 /*

@@ -55,6 +55,7 @@ struct vmmod_conf {
 	char		*appliance_dir;	/* {appliance_dir} of file:// templates */
 	char		*audit_log;	/* path, or NULL for the daemon log */
 	char		*allowed_origins; /* space separated, for state changes */
+	char		*console_url_base; /* "https://192.168.4.1:8091": console URLs */
 	char		*storage_pool;	/* libvirt pool our disks live in */
 	char		*pool_dir;	/* its directory, NULL: data_dir/pool */
 	char		*bridge;	/* default br0 */
@@ -334,9 +335,21 @@ int virt_undefine_name(const char *name);		/* 0 also when absent */
 /* Stats are gathered only while someone watches (SSE clients). */
 void virt_stats_watch(int delta);
 unsigned long virt_reconnects(void);
-/* Stats are gathered only while someone watches (SSE clients). */
-void virt_stats_watch(int delta);
-unsigned long virt_reconnects(void);
+/*
+ * virt.c, console streams: the VM's serial console as a non-blocking libvirt
+ * stream.  cb runs on libvirt's event thread with guest output (len > 0), or
+ * len 0 at EOF, -1 on error (then no more calls).  After
+ * virt_console_close returns, cb is never called again.
+ */
+struct virt_console;
+typedef void (*virt_console_fn)(void *arg, const char *data, ssize_t len);
+struct virt_console *virt_console_open(const char *uuid, bool force,
+    virt_console_fn, void *arg, struct api_error *);
+/* Sends all of buf to the guest (may block briefly); -1 on error. */
+int virt_console_send(struct virt_console *, const void *buf, size_t len);
+void virt_console_close(struct virt_console *);
+/* A socket speaking RFB to the VM's VNC (virDomainOpenGraphicsFD). */
+int virt_graphics_fd(const char *uuid, struct api_error *);
 
 /*
  * deploy.c: POST /api/vms/create's jobs.  Validation on the caller's thread,
@@ -432,6 +445,22 @@ struct api_request {
 	size_t		 body_len;
 	const char	*peer;		/* "uid:N" or an address, for audit */
 	const char	*session;	/* session cookie value or NULL */
+	/* consoles: request headers and cookies by name (with arg_cls) */
+	const char	*(*header)(void *, const char *);
+	const char	*(*cookie)(void *, const char *);
+};
+/*
+ * A websocket a handler accepted: http.c answers 101 and then hands the
+ * socket over.  start runs once, on an MHD thread; from then on the callee
+ * owns fd and urh (closed only with http_upgrade_close).  cancel runs instead
+ * when the 101 never went out.
+ */
+struct api_upgrade {
+	char		 accept[29];	/* Sec-WebSocket-Accept */
+	void		(*start)(void *arg, int fd, const char *extra,
+			    size_t extra_len, void *urh);
+	void		(*cancel)(void *arg);
+	void		*arg;
 };
 struct api_response {
 	int		 status;
@@ -441,6 +470,8 @@ struct api_response {
 	unsigned	 allow;		/* 405: AM_* bits the path has */
 	char		*set_cookie;	/* owned, or NULL */
 	bool		 events;	/* stream SSE instead of a body */
+	char		*csp;		/* owned: a page's Content-Security-Policy */
+	struct api_upgrade *upgrade;	/* owned: answer 101, then hand over */
 };
 unsigned api_method_bit(const char *);
 /* Route index for the request (-1: none), its allowed methods in *allowp. */
@@ -466,12 +497,103 @@ int http_token_load(const char *path);	/* creates it (0600) if missing */
 char *http_session_login(const char *token);
 char *http_session_logout(const char *id);	/* the clearing Set-Cookie */
 bool http_session_valid(const char *id);
+/* 32 random bytes (gnutls_rnd) as 64 hex digits; -1 if the RNG fails. */
+int http_random_hex(char out[65]);
+/* Closes an upgraded connection (MHD_UPGRADE_ACTION_CLOSE). */
+void http_upgrade_close(void *urh);
 unsigned http_sse_clients(void);
 /* Pure helpers, exported for the unit tests. */
 bool http_origin_ok(const char *origin, const char *host, const char *allowed);
 const char *http_bearer(const char *authorization);
 int http_listen_parse(const char *spec, char **hostp, char **portp);
 int http_split_path(char *path, char *seg[API_MAX_SEGS]);
+
+/*
+ * ws.c: RFC 6455 websockets over an upgraded socket; framing by wslay, the
+ * handshake's SHA-1/base64 by nettle.  Not locked: one caller at a time.
+ */
+#define WS_ACCEPT_LEN 28
+struct ws;
+typedef void (*ws_message_fn)(void *arg, struct ws *, bool binary,
+    const uint8_t *msg, size_t len);
+/* base64(SHA-1(key + RFC 6455 GUID)) */
+int ws_accept_key(const char *key, char out[WS_ACCEPT_LEN + 1]);
+/* 0 and accept filled, else the HTTP status to answer (400, 426) and *whyp. */
+int ws_handshake_check(const char *upgrade, const char *connection,
+    const char *version, const char *key, char accept[WS_ACCEPT_LEN + 1],
+    const char **whyp);
+/* fd: non-blocking; extra: bytes already read past the headers (copied). */
+struct ws *ws_new(int fd, const char *extra, size_t extra_len, size_t max_msg,
+    ws_message_fn, void *arg);
+void ws_free(struct ws *);			/* does not close fd */
+int ws_send(struct ws *, bool binary, const void *, size_t); /* queues */
+int ws_ping(struct ws *);
+void ws_close(struct ws *, uint16_t code, const char *reason); /* queues */
+int ws_read(struct ws *);			/* -1: connection over */
+int ws_write(struct ws *);			/* -1: connection over */
+bool ws_want_read(const struct ws *);
+bool ws_want_write(const struct ws *);
+bool ws_has_buffered(const struct ws *);	/* handed-over bytes unread */
+bool ws_done(const struct ws *);		/* closed both ways or broken */
+bool ws_closing(const struct ws *);		/* a close was sent or received */
+size_t ws_queued(const struct ws *);		/* bytes waiting to be sent */
+bool ws_take_rx(struct ws *);			/* bytes arrived since last call */
+uint16_t ws_close_sent(const struct ws *);	/* 0: none yet */
+uint16_t ws_close_received(const struct ws *);
+
+/*
+ * console.c: serial and VNC consoles in the browser.  Tickets (single use,
+ * 30 s) open the console page, which holds a console session cookie per VM;
+ * the websocket wants that cookie or a ticket, and a matching Origin.  One
+ * libvirt console stream per VM, fanned out to every viewer; VNC gets one
+ * virDomainOpenGraphicsFD socket per viewer.  One I/O thread (epoll).
+ *
+ * Serial websocket protocol (binary or text frames), like ttyd's:
+ *   '0' + bytes   input to the guest (client -> vmmod)
+ *   '1' + bytes   output of the guest (vmmod -> client)
+ *   '2' + JSON    {"cols":N,"rows":N} resize, informational
+ * VNC: raw RFB bytes both ways in binary frames, no type byte.
+ */
+#define CONSOLE_TICKET_TTL 30
+#define CONSOLE_ID_LEN 64
+enum console_type { CONSOLE_SERIAL, CONSOLE_VNC };
+#define CONSOLE_IN '0'
+#define CONSOLE_OUT '1'
+#define CONSOLE_RESIZE '2'
+struct console_msg {
+	int		 type;		/* CONSOLE_IN or CONSOLE_RESIZE */
+	const uint8_t	*data;		/* CONSOLE_IN: the bytes */
+	size_t		 len;
+	unsigned	 cols, rows;	/* CONSOLE_RESIZE */
+};
+/* One client message of the serial protocol; -1 when it breaks it. */
+int console_msg_parse(const uint8_t *msg, size_t len, struct console_msg *);
+int console_type_parse(const char *, enum console_type *);
+const char *console_type_name(enum console_type);
+/* Tickets and console sessions; now is CLOCK_MONOTONIC seconds. */
+int console_ticket_new(const char *uuid, enum console_type, time_t now,
+    char out[CONSOLE_ID_LEN + 1]);
+/* Consumes a live ticket for that VM and type: 0, else -1. */
+int console_ticket_take(const char *id, const char *uuid, enum console_type,
+    time_t now);
+int console_session_new(const char *uuid, time_t now,
+    char out[CONSOLE_ID_LEN + 1]);
+bool console_session_ok(const char *id, const char *uuid, time_t now);
+void console_reset(void);			/* forgets tickets, sessions */
+/* "vmmod_console_<uuid>", the cookie name of a VM's console session */
+void console_cookie_name(const char *uuid, char *buf, size_t size);
+/* Does Host look like host[:port] (no path, no spaces, no userinfo)? */
+bool console_host_ok(const char *host);
+/* Started and stopped by http.c around its daemons. */
+int console_start(const struct vmmod_conf *);
+void console_stop(void);
+/* Handlers of api.c's console routes; uuid is the resolved VM. */
+void console_api_ticket(const struct api_request *, const char *name,
+    const char *uuid, struct api_response *);
+void console_api_page(const struct api_request *, const char *name,
+    const char *uuid, struct api_response *);
+void console_api_ws(const struct api_request *, enum console_type,
+    const char *uuid, struct api_response *);
 
 /* audit.c: one line per state change */
 int audit_open(const char *path);

@@ -61,7 +61,8 @@ START_TEST(test_router)
 	    {"/api/vms/", "/api/vms/{name}"},
 	    {"/api/vms?x=1", "/api/vms"},
 	    {"/api/jobs/j-1", "/api/jobs/{id}"},
-	    {"/console/x", "/console/*"},
+	    {"/console/x", "/console/{name}"},
+	    {"/console/assets/a.js", "/console/*"},
 	    {"/console/assets/a/b.js", "/console/*"},
 	    {"/", NULL},
 	    {"/api", NULL},
@@ -363,8 +364,15 @@ START_TEST(test_handlers)
 	expect("DELETE", "/api/jobs/j-1", NULL, 404, "not_found");
 	expect("GET", "/api/jobs", NULL, 200, NULL);
 
+	/* consoles: what needs no libvirt stream (console.c) */
+	expect("POST", "/api/vms/x/console", "{}", 404, "not_found");
+	expect("POST", "/api/vms/ubuntu22.04/console", "{\"type\":\"rdp\"}",
+	    400, "bad_field");
+	expect("GET", "/api/vms/ubuntu22.04/console/serial", NULL, 426,
+	    "bad_handshake");
+	expect("GET", "/console/ubuntu22.04", NULL, 401, "no_ticket");
+
 	/* later issues: 501, not 404 */
-	expect("POST", "/api/vms/x/console", "{}", 501, "not_implemented");
 	expect("GET", "/api/host/devices", NULL, 501, "not_implemented");
 
 	/* libvirtd away: VM routes answer 503 at once, status still 200 */
