@@ -16,6 +16,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -835,6 +837,9 @@ viewer_start(void *arg, int fd, const char *extra, size_t extra_len, void *urh)
 	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
 	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
 		log_warn("%s: fcntl", __func__);
+	/* keystrokes and their echo go out at once (fails on Unix sockets) */
+	setsockopt(fd, IPPROTO_TCP, TCP_CORK, &(int){0}, sizeof(int));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	v->ws = ws_new(fd, extra, extra_len, MSG_MAX, on_message, v);
 
 	pthread_mutex_lock(&con_mtx);
