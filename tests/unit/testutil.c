@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "testutil.h"
@@ -12,9 +13,15 @@ char *
 test_data_path(const char *rel)
 {
 	const char *dir = getenv("TESTDATA");
-	char *p;
+	char *p, cwd[4096];
 
-	xasprintf(&p, "%s/%s", dir != NULL ? dir : "tests/data", rel);
+	/* Absolute either way: some code under test refuses relative paths. */
+	if (dir != NULL)
+		xasprintf(&p, "%s/%s", dir, rel);
+	else if (getcwd(cwd, sizeof(cwd)) != NULL)
+		xasprintf(&p, "%s/tests/data/%s", cwd, rel);
+	else
+		xasprintf(&p, "tests/data/%s", rel);
 	return p;
 }
 
