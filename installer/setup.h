@@ -74,4 +74,188 @@ struct fw_params {
 int fw_apply(const struct fw_params *, char **errp);
 int fw_remove(char **errp);
 
+/*
+ * answers.c: the installer's answers, from --answers FILE (key=value like
+ * /etc/hookprobe/install.conf) and the environment.  Unknown HOOKPROBE_*
+ * and other keys are ignored (the file may be install.conf itself);
+ * unknown GVM_* keys are errors.
+ */
+enum tri { TRI_UNSET = 0, TRI_NO, TRI_YES };
+#define ANS_MAX_PORTS 16
+struct answers {
+	enum tri vm_support; /* HOOKPROBE_VM_SUPPORT */
+	char *storage_dir; /* GVM_STORAGE_DIR: absolute */
+	char *bridge; /* GVM_BRIDGE: an interface name */
+	char *bridge_addr; /* GVM_BRIDGE_ADDR: "A.B.C.D/P" */
+	char *dhcp_range; /* GVM_DHCP_RANGE: "A.B.C.D-A.B.C.D" */
+	enum tri shrink_pool; /* GVM_SHRINK_POOL */
+	uint16_t console_port; /* GVM_CONSOLE_PORT; 0: unset */
+	bool block_ports_set; /* GVM_BLOCK_PORTS given */
+	uint16_t block_ports[ANS_MAX_PORTS];
+	size_t nblock_ports;
+	enum tri deploy_ha; /* GVM_DEPLOY_HA */
+	enum tri trust_unpinned; /* GVM_TRUST_UNPINNED */
+};
+void answers_init(struct answers *);
+void answers_clear(struct answers *);
+/* key=value text; NAME names it in errors ("NAME:LINE: ..."). */
+int answers_parse(
+    struct answers *, const char *text, const char *name, char **errp);
+int answers_load(struct answers *, const char *path, char **errp);
+/* Environment values override the file's; GET is getenv in the program. */
+int answers_from_env(
+    struct answers *, const char *(*get)(const char *), char **errp);
+/* The answers as key=value lines (the saved /etc/guardian-vms/setup.conf). */
+char *answers_format(const struct answers *);
+
+/*
+ * plan.c (pure): IPv4 address math, then host facts + answers -> a plan of
+ * steps, each listing every change.  Addresses are host byte order.
+ */
+struct ip4net {
+	uint32_t addr; /* the host's own address on the bridge */
+	unsigned prefix; /* 8..30 */
+};
+struct ip4range {
+	uint32_t lo, hi; /* inclusive */
+};
+#define PLAN_BLOCK_WANT 16 /* VM addresses wanted */
+#define PLAN_BLOCK_MIN 4 /* fewer is "no room" */
+struct vm_block {
+	struct ip4range block;
+	bool reused; /* the previous block, still valid */
+	bool shrink; /* the pool's top must be given up ... */
+	struct ip4range new_pool; /* ... leaving this pool */
+};
+int plan_ip4_parse(const char *, uint32_t *);
+int plan_net_parse(const char *, struct ip4net *);
+int plan_range_parse(const char *, struct ip4range *);
+uint32_t plan_net_first(const struct ip4net *); /* network address */
+uint32_t plan_net_last(const struct ip4net *); /* broadcast address */
+void plan_ip4_format(uint32_t, char buf[16]);
+char *plan_range_format(const struct ip4range *); /* "A-B", malloc'd */
+char *plan_net_format(const struct ip4net *); /* "A/P", malloc'd */
+/* POOL and PREV may be NULL.  -1 with *errp when there is no room. */
+int plan_vm_block(const struct ip4net *, const struct ip4range *pool,
+    const struct ip4range *prev, struct vm_block *, char **errp);
+
+enum gvm_arch { ARCH_OTHER = 0, ARCH_X86_64, ARCH_ARM64 };
+enum netcfg { NETCFG_NONE = 0, NETCFG_NETWORKD, NETCFG_IFUPDOWN };
+/* What the host looks like; filled by facts.c, or by tests. */
+struct facts {
+	enum gvm_arch arch;
+	char machine[65]; /* uname -m */
+	uint64_t ram_mb;
+	bool kvm_usable;
+	char kvm_note[160];
+	bool systemd; /* systemd is PID 1 */
+	bool guardian; /* install.conf tier guardian and its web dir */
+	char tier[32]; /* HOOKPROBE_TIER, "" when absent */
+	bool dnsmasq_conf; /* /etc/dnsmasq.d/guardian.conf exists */
+	char dnsmasq_iface[16]; /* its interface=, "" when none */
+	bool has_pool; /* its dhcp-range */
+	struct ip4range pool;
+	bool bridge_exists; /* live bridge (nl_bridge_inspect) */
+	char bridge_addr[24]; /* its first IPv4 "A/P", "" when none */
+	char default_iface[16]; /* the default route's link */
+	enum netcfg netcfg; /* how a new br0 is persisted */
+	char prev_block[40]; /* reserve_block of an existing vmmod.conf */
+	uint64_t storage_free_mb; /* where the VM disks go; 0: unknown */
+};
+
+/* One change a step makes; the plan lists them all. */
+enum change_kind {
+	CH_FILE, /* write CONTENT (or EDIT(current)) to PATH */
+	CH_DIR, /* create PATH (and parents) */
+	CH_LINK, /* PATH -> TARGET (enabling a unit) */
+	CH_PACKAGES, /* apt-get install ARGS */
+	CH_USER, /* a system user */
+	CH_ACTION /* done by a function of nl.c, ipt.c, nft.c, libvirt */
+};
+struct plan;
+typedef char *(*change_edit_fn)(const char *current, const struct plan *);
+struct change {
+	enum change_kind kind;
+	char *path; /* FILE, DIR, LINK; the name for USER, ACTION */
+	char *content; /* FILE with fixed content */
+	change_edit_fn edit; /* FILE derived from the current content */
+	int mode;
+	char *target; /* LINK */
+	char **args; /* PACKAGES: names; NULL-terminated */
+	char *desc; /* one line for the plan */
+	bool guardian_file; /* replaces/edits a file Guardian owns */
+	bool implemented; /* ACTION: false -> reported, never faked */
+};
+struct step {
+	char *id;
+	char *title;
+	struct change *changes;
+	size_t nchanges;
+};
+struct plan {
+	int verdict; /* 0, or the exit code that stops it (3, 4) */
+	char *verdict_msg;
+	char **notes; /* host check lines, warnings */
+	size_t nnotes;
+	struct step *steps;
+	size_t nsteps;
+	/* the chosen values */
+	bool guardian;
+	char *bridge;
+	struct ip4net net;
+	bool have_pool;
+	struct ip4range pool, old_pool; /* pool after the install, before */
+	struct vm_block vb;
+	char *storage_dir;
+	uint16_t console_port;
+	uint16_t block_ports[ANS_MAX_PORTS];
+	size_t nblock_ports;
+	bool create_bridge;
+	enum netcfg netcfg;
+	struct answers ans; /* a copy, saved as setup.conf */
+};
+struct plan *plan_build(const struct facts *, const struct answers *);
+void plan_free(struct plan *);
+/* The plan as printed by --dry-run and shown by the plan screen. */
+char *plan_text(const struct plan *);
+const char *plan_arch_name(enum gvm_arch);
+
+/*
+ * facts.c: reads the host (files under ROOT, which may be "").  Everything
+ * but the bridge (main.c asks nl.c).  RAM comes from ROOT/proc/meminfo when
+ * that exists (tests), else /proc/meminfo.
+ */
+int facts_read(const char *root, const char *storage_dir, struct facts *);
+/* Pure parsers used by facts_read (and the tests). */
+void facts_parse_install_conf(const char *text, struct facts *);
+void facts_parse_dnsmasq(const char *text, struct facts *);
+
+/*
+ * gen.c (pure): the files the installer writes, from the plan.  Each
+ * returns malloc'd text.
+ */
+#define GVM_SBINDIR "/usr/local/sbin"
+#define GVM_DNSMASQ_DROPIN "/etc/dnsmasq.d/guardian-vms.conf"
+#define GVM_DNSMASQ_GUARDIAN "/etc/dnsmasq.d/guardian.conf"
+#define GVM_RESERVATIONS_DIR "/etc/dnsmasq.d/guardian-vms-hosts"
+#define GVM_HOSTS_DIR "/etc/dnsmasq.d/guardian-vms-names"
+#define GVM_VMMOD_CONF "/etc/vmmod/vmmod.conf"
+#define GVM_SETUP_CONF "/etc/guardian-vms/setup.conf"
+#define GVM_LIBVIRT_GUESTS "/etc/default/libvirt-guests"
+#define GVM_LIBVIRTD_DROPIN                                                    \
+	"/etc/systemd/system/libvirtd.service.d/guardian-vms.conf"
+#define GVM_MANIFEST "/var/lib/guardian-vms/install.json"
+#define GVM_DOMAIN "guardian.local"
+#define GVM_STORAGE_DEFAULT "/var/lib/guardian-vms/pool"
+char *gen_dnsmasq_dropin(const struct plan *);
+/* guardian.conf with its dhcp-range shrunk; NULL when no line matched. */
+char *gen_dnsmasq_shrink(const char *current, const struct plan *);
+char *gen_vmmod_conf(const struct plan *);
+char *gen_setup_conf(const struct plan *);
+char *gen_libvirt_guests(const char *current, const struct plan *);
+char *gen_libvirtd_dropin(const struct plan *);
+char *gen_networkd_netdev(const struct plan *);
+char *gen_networkd_network(const struct plan *);
+char *gen_ifupdown(const struct plan *);
+
 #endif

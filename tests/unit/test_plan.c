@@ -1,0 +1,280 @@
+/*
+ * installer/plan.c and gen.c: the VM address block arithmetic (one golden
+ * line per case: /27 with Guardian's full pool, /24 above and below the
+ * pool, no room, pool already shrunk, a kept block), and whole plans with
+ * every generated file against golden files in tests/data/installer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "setup.h"
+#include "testutil.h"
+
+static const struct {
+	const char *net, *pool, *prev;
+} block_cases[] = {
+    {"192.168.4.1/27", "192.168.4.2-192.168.4.30", NULL},
+    {"192.168.4.1/27", "192.168.4.2-192.168.4.23", NULL},
+    {"192.168.4.1/27", "192.168.4.2-192.168.4.23", "192.168.4.24-192.168.4.30"},
+    {"192.168.4.1/27", "192.168.4.2-192.168.4.30", "192.168.4.24-192.168.4.30"},
+    {"192.168.4.1/27", "192.168.4.2-192.168.4.28", NULL},
+    {"192.168.1.1/24", "192.168.1.100-192.168.1.200", NULL},
+    {"192.168.1.1/24", "192.168.1.100-192.168.1.254", NULL},
+    {"192.168.1.254/24", "192.168.1.100-192.168.1.252", NULL},
+    {"192.168.1.1/24", "192.168.1.2-192.168.1.254", NULL},
+    {"192.168.1.1/24", NULL, NULL},
+    {"10.0.0.1/29", "10.0.0.2-10.0.0.6", NULL},
+    {"10.0.0.1/30", NULL, NULL},
+    {"192.168.4.1/27", "192.168.4.1-192.168.4.30", NULL},
+    {"192.168.4.1/27", "192.168.4.2-192.168.4.40", NULL},
+};
+
+START_TEST(test_vm_block_golden)
+{
+	struct ip4net n;
+	struct ip4range pool, prev;
+	struct vm_block vb;
+	char *out = xstrdup(""), *t, *err, *b, *np;
+	size_t i;
+
+	for (i = 0; i < nitems(block_cases); i++) {
+		ck_assert_int_eq(plan_net_parse(block_cases[i].net, &n), 0);
+		if (block_cases[i].pool != NULL)
+			ck_assert_int_eq(
+			    plan_range_parse(block_cases[i].pool, &pool), 0);
+		if (block_cases[i].prev != NULL)
+			ck_assert_int_eq(
+			    plan_range_parse(block_cases[i].prev, &prev), 0);
+		err = NULL;
+		if (plan_vm_block(&n, block_cases[i].pool ? &pool : NULL,
+			block_cases[i].prev ? &prev : NULL, &vb, &err) == 0) {
+			b = plan_range_format(&vb.block);
+			np = vb.shrink ? plan_range_format(&vb.new_pool)
+				       : xstrdup("-");
+			xasprintf(&t,
+			    "%s%s pool %s prev %s -> block %s%s%s%s\n", out,
+			    block_cases[i].net,
+			    block_cases[i].pool ? block_cases[i].pool : "none",
+			    block_cases[i].prev ? block_cases[i].prev : "none",
+			    b, vb.reused ? " (kept)" : "",
+			    vb.shrink ? ", shrink pool to " : "",
+			    vb.shrink ? np : "");
+			free(b);
+			free(np);
+		} else
+			xasprintf(&t, "%s%s pool %s prev %s -> error: %s\n",
+			    out, block_cases[i].net,
+			    block_cases[i].pool ? block_cases[i].pool : "none",
+			    block_cases[i].prev ? block_cases[i].prev : "none",
+			    err);
+		free(err);
+		free(out);
+		out = t;
+	}
+	ck_assert(golden_check("installer/vm-block.ok", out));
+	free(out);
+}
+END_TEST
+
+START_TEST(test_ip4_parse)
+{
+	struct ip4net n;
+	struct ip4range r;
+	uint32_t a;
+
+	ck_assert_int_eq(plan_ip4_parse("192.168.4.1", &a), 0);
+	ck_assert_uint_eq(a, 0xc0a80401);
+	ck_assert_int_eq(plan_ip4_parse("192.168.4", &a), -1);
+	ck_assert_int_eq(plan_ip4_parse("192.168.4.256", &a), -1);
+	ck_assert_int_eq(plan_ip4_parse(" 192.168.4.1", &a), -1);
+	ck_assert_int_eq(plan_net_parse("192.168.4.1/27", &n), 0);
+	ck_assert_uint_eq(plan_net_first(&n), 0xc0a80400);
+	ck_assert_uint_eq(plan_net_last(&n), 0xc0a8041f);
+	ck_assert_int_eq(plan_net_parse("192.168.4.31/27", &n), -1);
+	ck_assert_int_eq(plan_net_parse("192.168.4.1/7", &n), -1);
+	ck_assert_int_eq(plan_net_parse("192.168.4.1/", &n), -1);
+	ck_assert_int_eq(plan_net_parse("192.168.4.1/2x", &n), -1);
+	ck_assert_int_eq(plan_range_parse("10.0.0.5-10.0.0.5", &r), 0);
+	ck_assert_int_eq(plan_range_parse("10.0.0.5", &r), -1);
+}
+END_TEST
+
+static void
+guardian_facts(struct facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->arch = ARCH_ARM64;
+	strcpy(f->machine, "aarch64");
+	f->ram_mb = 7936;
+	f->kvm_usable = true;
+	strcpy(f->kvm_note, "test");
+	f->systemd = true;
+	f->guardian = true;
+	strcpy(f->tier, "guardian");
+	f->dnsmasq_conf = true;
+	strcpy(f->dnsmasq_iface, "br0");
+	f->has_pool = true;
+	plan_range_parse("192.168.4.2-192.168.4.30", &f->pool);
+	f->bridge_exists = true;
+	strcpy(f->bridge_addr, "192.168.4.1/27");
+	f->storage_free_mb = 100000;
+}
+
+/* NAME.plan is the plan text; NAME.FILE each generated file. */
+static void
+check_plan(const char *name, const struct facts *f, const struct answers *a,
+    int verdict)
+{
+	struct plan *p = plan_build(f, a);
+	char *text = plan_text(p), *rel, *cur, *gen, *base, *flat, *k;
+	size_t i, j;
+
+	xasprintf(&rel, "installer/%s.plan", name);
+	ck_assert_msg(golden_check(rel, text), "%s", rel);
+	free(rel);
+	free(text);
+	ck_assert_int_eq(p->verdict, verdict);
+	for (i = 0; i < p->nsteps; i++)
+		for (j = 0; j < p->steps[i].nchanges; j++) {
+			const struct change *c = &p->steps[i].changes[j];
+
+			if (c->kind != CH_FILE)
+				continue;
+			base = strrchr(c->path, '/') + 1;
+			flat = xstrdup(c->path + 1);
+			for (k = flat; *k != '\0'; k++)
+				if (*k == '/')
+					*k = '_';
+			if (c->edit != NULL) {
+				xasprintf(
+				    &rel, "installer/guardian-root%s", c->path);
+				cur = test_data_read(rel);
+				free(rel);
+				gen = c->edit(cur, p);
+				ck_assert_ptr_nonnull(gen);
+				/* idempotent: editing the result changes nothing */
+				text = c->edit(gen, p);
+				if (strcmp(base, "guardian.conf") != 0 ||
+				    text != NULL)
+					ck_assert_str_eq(text, gen);
+				free(text);
+				free(cur);
+			} else
+				gen = xstrdup(c->content);
+			xasprintf(&rel, "installer/%s.%s", name, flat);
+			ck_assert_msg(golden_check(rel, gen), "%s", rel);
+			free(rel);
+			free(flat);
+			free(gen);
+		}
+	plan_free(p);
+}
+
+START_TEST(test_plan_guardian)
+{
+	struct facts f;
+	struct answers a;
+	char *path, *err = NULL;
+
+	guardian_facts(&f);
+	answers_init(&a);
+	path = test_data_path("installer/guardian.answers");
+	ck_assert_int_eq(answers_load(&a, path, &err), 0);
+	free(path);
+	check_plan("guardian", &f, &a, 0);
+
+	/* Unattended without consent: exit 4, and no consent: exit 3. */
+	a.shrink_pool = TRI_UNSET;
+	check_plan("guardian-no-consent", &f, &a, 4);
+	a.shrink_pool = TRI_NO;
+	check_plan("guardian-refused", &f, &a, 3);
+
+	/* The second run: guardian.conf already shrunk, block kept. */
+	a.shrink_pool = TRI_YES;
+	plan_range_parse("192.168.4.2-192.168.4.23", &f.pool);
+	strcpy(f.prev_block, "192.168.4.24-192.168.4.30");
+	check_plan("guardian-rerun", &f, &a, 0);
+
+	/* A Pi with 4 GB and an x86 host's arch names */
+	f.ram_mb = 3900;
+	check_plan("guardian-small", &f, &a, 3);
+	answers_clear(&a);
+}
+END_TEST
+
+START_TEST(test_plan_standalone)
+{
+	struct facts f;
+	struct answers a;
+
+	memset(&f, 0, sizeof(f));
+	f.arch = ARCH_X86_64;
+	strcpy(f.machine, "x86_64");
+	f.ram_mb = 16000;
+	f.systemd = true;
+	strcpy(f.kvm_note, "no /dev/kvm");
+	f.netcfg = NETCFG_NETWORKD;
+	answers_init(&a);
+	a.bridge_addr = xstrdup("10.20.0.1/24");
+	a.dhcp_range = xstrdup("10.20.0.100-10.20.0.200");
+	a.console_port = 9000;
+	check_plan("standalone", &f, &a, 0);
+	f.netcfg = NETCFG_IFUPDOWN;
+	free(a.dhcp_range);
+	a.dhcp_range = NULL;
+	check_plan("standalone-ifupdown", &f, &a, 0);
+	/* A bridge already there with another address than answered. */
+	f.bridge_exists = true;
+	strcpy(f.bridge_addr, "10.30.0.1/24");
+	check_plan("standalone-conflict", &f, &a, 2);
+	strcpy(f.machine, "riscv64");
+	f.arch = ARCH_OTHER;
+	check_plan("unsupported-arch", &f, &a, 3);
+	answers_clear(&a);
+}
+END_TEST
+
+START_TEST(test_facts_parse)
+{
+	struct facts f;
+	char *text;
+
+	memset(&f, 0, sizeof(f));
+	text = test_data_read("installer/guardian-root/etc/dnsmasq.d/"
+			      "guardian.conf");
+	ck_assert_ptr_nonnull(text);
+	facts_parse_dnsmasq(text, &f);
+	free(text);
+	ck_assert_str_eq(f.dnsmasq_iface, "br0");
+	ck_assert(f.has_pool);
+	ck_assert_uint_eq(f.pool.lo, 0xc0a80402);
+	ck_assert_uint_eq(f.pool.hi, 0xc0a8041e);
+	facts_parse_dnsmasq("interface=br0,eth1\n"
+			    "dhcp-range=set:lan,10.0.0.10,10.0.0.20,12h\n",
+	    &f);
+	ck_assert_str_eq(f.dnsmasq_iface, "br0");
+	ck_assert_uint_eq(f.pool.lo, 0x0a00000a);
+	facts_parse_dnsmasq("dhcp-range=10.0.0.10,static\n", &f);
+	ck_assert(!f.has_pool);
+	facts_parse_install_conf(
+	    "X=1\nexport HOOKPROBE_TIER='guardian' # x\n", &f);
+	ck_assert_str_eq(f.tier, "guardian");
+}
+END_TEST
+
+Suite *
+suite_plan(void)
+{
+	Suite *s = suite_create("plan");
+	TCase *tc = tcase_create("plan");
+
+	tcase_add_test(tc, test_ip4_parse);
+	tcase_add_test(tc, test_vm_block_golden);
+	tcase_add_test(tc, test_plan_guardian);
+	tcase_add_test(tc, test_plan_standalone);
+	tcase_add_test(tc, test_facts_parse);
+	suite_add_tcase(s, tc);
+	return s;
+}
