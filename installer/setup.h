@@ -61,6 +61,16 @@ enum nft_result {
 	NFT_UNCHANGED, /* already there (apply) or already gone (remove) */
 	NFT_NO_GUARDIAN /* no `inet guardian input` chain: nothing to do */
 };
+/* What a JSON listing says (pure; nft_console_scan is tested alone). */
+#define NFT_MAX_HANDLES 16
+struct nft_scan {
+	bool chain; /* `inet guardian input` is listed */
+	size_t n; /* rules with our comment */
+	int64_t handles[NFT_MAX_HANDLES];
+	bool exact[NFT_MAX_HANDLES]; /* `iifname IFACE tcp dport PORT accept` */
+};
+int nft_console_scan(const char *json, const char *iface, uint16_t port,
+    struct nft_scan *, char **errp);
 enum nft_result
 nft_console_rule_apply(const char *iface, uint16_t port, char **errp);
 enum nft_result nft_console_rule_remove(char **errp);
