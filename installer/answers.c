@@ -40,6 +40,7 @@ static const struct ans_key {
     {"GVM_BLOCK_PORTS", AT_PORTS},
     {"GVM_DEPLOY_HA", AT_TRI},
     {"GVM_TRUST_UNPINNED", AT_TRI},
+    {"GVM_VM_BLOCK", AT_RANGE},
 };
 
 void
@@ -55,6 +56,7 @@ answers_clear(struct answers *a)
 	free(a->bridge);
 	free(a->bridge_addr);
 	free(a->dhcp_range);
+	free(a->vm_block);
 	answers_init(a);
 }
 
@@ -201,8 +203,13 @@ ans_set(struct answers *a, const struct ans_key *k, const char *v, char **errp)
 			    "%s: '%s' is not FIRST-LAST (A.B.C.D-A.B.C.D, "
 			    "first <= last)",
 			    k->name, v);
-		free(a->dhcp_range);
-		a->dhcp_range = xstrdup(v);
+		if (strcmp(k->name, "GVM_VM_BLOCK") == 0) {
+			free(a->vm_block);
+			a->vm_block = xstrdup(v);
+		} else {
+			free(a->dhcp_range);
+			a->dhcp_range = xstrdup(v);
+		}
 		return 0;
 	case AT_PORT:
 		if (ans_port(v, &a->console_port) == -1)
@@ -454,6 +461,8 @@ answers_format(const struct answers *a)
 	}
 	if (a->deploy_ha != TRI_UNSET)
 		ADD("GVM_DEPLOY_HA=%s\n", out, ans_tri_name(a->deploy_ha));
+	if (a->vm_block != NULL)
+		ADD("GVM_VM_BLOCK=%s\n", out, a->vm_block);
 	if (a->trust_unpinned != TRI_UNSET)
 		ADD("GVM_TRUST_UNPINNED=%s\n", out,
 		    ans_tri_name(a->trust_unpinned));

@@ -527,7 +527,10 @@ plan_network(struct plan *p, const struct facts *f, const struct answers *a)
 	}
 	p->have_pool = true;
 	p->old_pool = p->pool;
-	if (f->prev_block[0] != '\0' &&
+	if (a->vm_block != NULL) {
+		plan_range_parse(a->vm_block, &prev);
+		prevp = &prev;
+	} else if (f->prev_block[0] != '\0' &&
 	    plan_range_parse(f->prev_block, &prev) == 0)
 		prevp = &prev;
 	pp = &p->pool;
@@ -536,6 +539,11 @@ plan_network(struct plan *p, const struct facts *f, const struct answers *a)
 		free(err);
 		return -1;
 	}
+	if (a->vm_block != NULL && !p->vb.reused)
+		return plan_stop(p, 2,
+		    "GVM_VM_BLOCK=%s is not inside %s's "
+		    "subnet outside the DHCP pool",
+		    a->vm_block, p->bridge);
 	if (p->vb.shrink) {
 		s1 = plan_range_format(&p->old_pool);
 		s2 = plan_range_format(&p->vb.new_pool);
@@ -649,6 +657,7 @@ plan_build(const struct facts *f, const struct answers *a)
 	p->ans.bridge = xstrdup(p->bridge);
 	p->ans.bridge_addr = plan_net_format(&p->net);
 	p->ans.dhcp_range = plan_range_format(&p->pool);
+	p->ans.vm_block = plan_range_format(&p->vb.block);
 	p->ans.console_port = p->console_port;
 	p->ans.block_ports_set = true;
 	memcpy(p->ans.block_ports, p->block_ports, sizeof(p->block_ports));

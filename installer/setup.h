@@ -105,6 +105,7 @@ struct answers {
 	size_t nblock_ports;
 	enum tri deploy_ha; /* GVM_DEPLOY_HA */
 	enum tri trust_unpinned; /* GVM_TRUST_UNPINNED */
+	char *vm_block; /* GVM_VM_BLOCK: "A.B.C.D-A.B.C.D", kept if valid */
 };
 void answers_init(struct answers *);
 void answers_clear(struct answers *);
@@ -267,5 +268,71 @@ char *gen_libvirtd_dropin(const struct plan *);
 char *gen_networkd_netdev(const struct plan *);
 char *gen_networkd_network(const struct plan *);
 char *gen_ifupdown(const struct plan *);
+
+/*
+ * manifest.c: every change the installer made, in order, as JSON in
+ * GVM_MANIFEST (the only json-c user of the installer).  Paths are as on
+ * the host (without --root).  A file's first record keeps what was there
+ * before (content and mode, or absent) for an exact restore.
+ */
+struct manifest;
+struct mentry {
+	const char *type; /* file dir link package user bridge firewall */
+	const char *path; /* or the name */
+	const char *prev; /* file: previous content; NULL: absent */
+	int prev_mode;
+	const char *content; /* file: what we wrote */
+	const char *target; /* link */
+	bool guardian; /* a Guardian file we edited */
+	bool keep; /* dir holding user data (VM disks) */
+	bool own; /* dir made for the manifest itself */
+};
+struct manifest *manifest_new(void);
+/* An absent file is an empty manifest; -1 with *errp when unreadable. */
+struct manifest *manifest_load(const char *path, char **errp);
+void manifest_free(struct manifest *);
+int manifest_save(const struct manifest *, const char *path, char **errp);
+char *manifest_json(const struct manifest *);
+size_t manifest_count(const struct manifest *);
+/* Borrowed strings, valid until the entry is removed. */
+int manifest_get(const struct manifest *, size_t, struct mentry *);
+void manifest_remove(struct manifest *, size_t);
+/* Index of the entry of TYPE and PATH, or -1. */
+long manifest_find(const struct manifest *, const char *type, const char *);
+void manifest_add(struct manifest *, const struct mentry *);
+/* A file write: a second record of the same path only updates content. */
+void manifest_file(struct manifest *, const char *path, const char *prev,
+    int prev_mode, const char *content, bool guardian);
+
+/*
+ * steps.c: apply (plan -> changes, each step verified, a failed step rolled
+ * back), uninstall (the manifest in reverse) and apt-get with progress.
+ */
+enum exit_code {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1, /* a step failed and was rolled back */
+	EXIT_USAGE = 2, /* bad option or answer */
+	EXIT_NOT_ELIGIBLE = 3, /* host cannot have VM support */
+	EXIT_NEEDS_CONSENT = 4, /* unattended, and an answer is missing */
+	EXIT_NOT_ROOT = 5 /* must run as root (or with --root/--dry-run) */
+};
+/* Progress: step index (0-based), its id, percent of it (-1: none), text. */
+typedef void (*progress_fn)(
+    void *arg, size_t step, size_t nsteps, const char *id, int pct,
+    const char *msg);
+struct apply_opts {
+	const char *root; /* "" for the real root */
+	bool files_only; /* --root: skip packages, users, net, services */
+	bool skip_apt; /* GVM_SETUP_SKIP_APT=1 */
+	bool purge; /* uninstall: VMs' storage too */
+	progress_fn progress;
+	void *arg;
+};
+int steps_apply(const struct plan *, struct manifest *,
+    const struct apply_opts *, char **errp);
+int steps_uninstall(struct manifest *, const struct apply_opts *,
+    char **errp);
+/* One APT::Status-Fd line -> overall percent and text; -1 if none. */
+int steps_apt_status(const char *line, int *pct, char *msg, size_t len);
 
 #endif

@@ -1,0 +1,720 @@
+/*
+ * Applying a plan and undoing it.  Each step's changes are made in order
+ * and recorded in the manifest (saved after every change) before the next;
+ * a file is verified by reading it back.  When a change fails, the changes
+ * of that step are undone from the manifest and the run stops.  Uninstall
+ * walks the whole manifest backwards.  Packages go through apt-get, run
+ * with an argv (no shell) and APT::Status-Fd for real progress; the bridge
+ * and the firewall through nl.c and fw.c.  With --root only files are
+ * touched (under ROOT) and everything else is reported as skipped.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "setup.h"
+
+struct run {
+	const struct plan *plan;
+	struct manifest *m;
+	const struct apply_opts *o;
+	char *mpath; /* the manifest under root */
+	size_t step, nsteps;
+	const char *id;
+};
+
+static int
+st_err(char **errp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int
+st_err(char **errp, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errp != NULL) {
+		free(*errp);
+		va_start(ap, fmt);
+		xvasprintf(errp, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static void say(struct run *r, int pct, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void
+say(struct run *r, int pct, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	xvasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (r->o->progress != NULL)
+		r->o->progress(r->o->arg, r->step, r->nsteps, r->id, pct, msg);
+	free(msg);
+}
+
+static char *
+rooted(const struct run *r, const char *path)
+{
+	char *p;
+
+	xasprintf(&p, "%s%s", r->o->root, path);
+	return p;
+}
+
+static int
+save(struct run *r, char **errp)
+{
+	return manifest_save(r->m, r->mpath, errp);
+}
+
+/* mkdir -p PATH (host path); each directory made is recorded. */
+static int
+make_dirs(
+    struct run *r, const char *path, int mode, bool keep, bool own, char **errp)
+{
+	char *copy = xstrdup(path), *p, *full;
+	struct mentry me = {.type = "dir", .keep = false, .own = own};
+	struct stat st;
+	int rc = 0;
+
+	for (p = copy + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+
+		*p = '\0';
+		full = rooted(r, copy);
+		if (stat(full, &st) == -1) {
+			if (mkdir(full, c == '\0' ? mode : 0755) == -1) {
+				rc = st_err(errp, "mkdir %s: %s", full,
+				    strerror(errno));
+				free(full);
+				break;
+			}
+			me.path = copy;
+			me.keep = keep && c == '\0';
+			manifest_add(r->m, &me);
+			if (!own && save(r, errp) == -1)
+				rc = -1;
+		} else if (!S_ISDIR(st.st_mode))
+			rc =
+			    st_err(errp, "%s exists and is no directory", full);
+		free(full);
+		*p = c;
+		if (rc == -1 || c == '\0')
+			break;
+	}
+	free(copy);
+	return rc;
+}
+
+static char *
+parent_of(const char *path)
+{
+	char *d = xstrdup(path), *s = strrchr(d, '/');
+
+	if (s != NULL && s != d)
+		*s = '\0';
+	return d;
+}
+
+static int
+do_file(struct run *r, const struct change *c, char **errp)
+{
+	char *full = rooted(r, c->path), *cur, *want, *dir, *back;
+	struct stat st;
+	int mode = c->mode, rc = -1;
+
+	cur = read_file(full, 16 << 20, NULL);
+	if (cur == NULL && errno != ENOENT) {
+		st_err(errp, "%s: %s", full, strerror(errno));
+		free(full);
+		return -1;
+	}
+	if (cur != NULL && stat(full, &st) == 0)
+		mode = st.st_mode & 07777;
+	want = c->edit != NULL ? c->edit(cur, r->plan) : xstrdup(c->content);
+	if (want == NULL) {
+		st_err(errp,
+		    "%s: nothing to edit (the expected line is "
+		    "missing)",
+		    full);
+		goto done;
+	}
+	if (cur != NULL && strcmp(cur, want) == 0) {
+		say(r, -1, "%s: already as planned", c->path);
+		rc = 0;
+		goto done;
+	}
+	dir = parent_of(c->path);
+	if (make_dirs(r, dir, 0755, false, false, errp) == -1) {
+		free(dir);
+		goto done;
+	}
+	free(dir);
+	manifest_file(r->m, c->path, cur, mode, want, c->guardian_file);
+	if (save(r, errp) == -1)
+		goto done;
+	if (write_file_atomic(full, want, strlen(want), mode) == -1) {
+		st_err(errp, "%s: %s", full, strerror(errno));
+		goto done;
+	}
+	/* verify */
+	back = read_file(full, 16 << 20, NULL);
+	if (back == NULL || strcmp(back, want) != 0) {
+		free(back);
+		st_err(errp, "%s: reads back differently", full);
+		goto done;
+	}
+	free(back);
+	say(r, -1, "%s %s", cur != NULL ? "edited" : "wrote", c->path);
+	rc = 0;
+done:
+	free(cur);
+	free(want);
+	free(full);
+	return rc;
+}
+
+static int
+do_link(struct run *r, const struct change *c, char **errp)
+{
+	char *full = rooted(r, c->path), buf[4096], *dir;
+	struct mentry me = {
+	    .type = "link", .path = c->path, .target = c->target};
+	ssize_t n;
+	int rc = -1;
+
+	n = readlink(full, buf, sizeof(buf) - 1);
+	if (n >= 0) {
+		buf[n] = '\0';
+		if (strcmp(buf, c->target) == 0) {
+			rc = 0;
+			goto done;
+		}
+	}
+	if (n >= 0 || errno != ENOENT) {
+		st_err(errp, "%s exists and is not our link to %s", full,
+		    c->target);
+		goto done;
+	}
+	dir = parent_of(c->path);
+	rc = make_dirs(r, dir, 0755, false, false, errp);
+	free(dir);
+	if (rc == -1)
+		goto done;
+	manifest_add(r->m, &me);
+	if ((rc = save(r, errp)) == -1)
+		goto done;
+	if ((rc = symlink(c->target, full)) == -1)
+		st_err(errp, "symlink %s: %s", full, strerror(errno));
+	else
+		say(r, -1, "linked %s", c->path);
+done:
+	free(full);
+	return rc;
+}
+
+/* fork/exec ARGV (no shell); STATUS_FD >= 0 is handed over as fd 3. */
+static int
+run_argv(char *const argv[], int status_fd, int *wstatus)
+{
+	pid_t pid;
+
+	if ((pid = fork()) == -1)
+		return -1;
+	if (pid == 0) {
+		if (status_fd >= 0 && dup2(status_fd, 3) == -1)
+			_exit(127);
+		setenv("DEBIAN_FRONTEND", "noninteractive", 1);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (status_fd >= 0)
+		close(status_fd);
+	while (waitpid(pid, wstatus, 0) == -1)
+		if (errno != EINTR)
+			return -1;
+	return 0;
+}
+
+static int
+run_ok(char *const argv[])
+{
+	int ws;
+
+	return run_argv(argv, -1, &ws) == 0 && WIFEXITED(ws) &&
+		WEXITSTATUS(ws) == 0
+	    ? 0
+	    : -1;
+}
+
+/*
+ * "pmstatus:PKG:PERCENT:TEXT" (dpkg) or "dlstatus:PKG:PERCENT:TEXT"
+ * (downloads); downloads count as the first third.
+ */
+int
+steps_apt_status(const char *line, int *pct, char *msg, size_t len)
+{
+	const char *p, *q;
+	double d;
+	bool dl;
+
+	if (str_has_prefix(line, "pmstatus:"))
+		dl = false;
+	else if (str_has_prefix(line, "dlstatus:"))
+		dl = true;
+	else
+		return -1;
+	if ((p = strchr(line + 9, ':')) == NULL ||
+	    (q = strchr(p + 1, ':')) == NULL)
+		return -1;
+	d = strtod(p + 1, NULL);
+	if (d < 0 || d > 100)
+		return -1;
+	*pct = dl ? (int)(d / 3) : 33 + (int)(d * 2 / 3);
+	snprintf(msg, len, "%s", q + 1);
+	msg[strcspn(msg, "\n")] = '\0';
+	return 0;
+}
+
+static bool
+pkg_installed(const char *name)
+{
+	char *argv[] = {
+	    "dpkg-query", "-W", "-f=${db:Status-Status}", NULL, NULL};
+	int fds[2], ws;
+	char buf[64] = "";
+	ssize_t n;
+
+	argv[3] = (char *)name;
+	if (pipe2(fds, O_CLOEXEC) == -1)
+		return false;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	n = read(fds[0], buf, sizeof(buf) - 1);
+	close(fds[0]);
+	if (pid > 0)
+		waitpid(pid, &ws, 0);
+	return n > 0 && strncmp(buf, "installed", 9) == 0;
+}
+
+static int
+do_packages(struct run *r, const struct change *c, char **errp)
+{
+	char **argv, line[512], msg[256], *nl;
+	size_t n = 0, i;
+	struct mentry me = {.type = "package"};
+	int fds[2], ws = 0, pct;
+	FILE *f;
+
+	if (r->o->files_only || r->o->skip_apt) {
+		say(r, -1, "packages skipped (%s)",
+		    r->o->files_only ? "--root" : "GVM_SETUP_SKIP_APT");
+		return 0;
+	}
+	argv = xcalloc(16, sizeof(char *));
+	argv[n++] = "apt-get";
+	argv[n++] = "install";
+	argv[n++] = "-y";
+	argv[n++] = "--no-install-recommends";
+	argv[n++] = "-o";
+	argv[n++] = "APT::Status-Fd=3";
+	argv[n++] = "-o";
+	argv[n++] = "Dpkg::Options::=--force-confold";
+	size_t first = n;
+	for (i = 0; c->args[i] != NULL; i++)
+		if (!pkg_installed(c->args[i]))
+			argv[n++] = c->args[i];
+	if (n == first) {
+		say(r, 100, "all packages already installed");
+		free(argv);
+		return 0;
+	}
+	if (pipe2(fds, 0) == -1) {
+		free(argv);
+		return st_err(errp, "pipe: %s", strerror(errno));
+	}
+	fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		if (dup2(fds[1], 3) == -1)
+			_exit(127);
+		setenv("DEBIAN_FRONTEND", "noninteractive", 1);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	f = fdopen(fds[0], "r");
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		if ((nl = strchr(line, '\n')) != NULL)
+			*nl = '\0';
+		if (steps_apt_status(line, &pct, msg, sizeof(msg)) == 0)
+			say(r, pct, "%s", msg);
+	}
+	if (f != NULL)
+		fclose(f);
+	while (pid > 0 && waitpid(pid, &ws, 0) == -1 && errno == EINTR)
+		;
+	if (pid == -1 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+		free(argv);
+		return st_err(errp,
+		    "apt-get install failed; see its output "
+		    "above (apt-get -f install may repair)");
+	}
+	for (i = first; i < n; i++) {
+		me.path = argv[i];
+		manifest_add(r->m, &me);
+	}
+	free(argv);
+	return save(r, errp);
+}
+
+static int
+do_user(struct run *r, const struct change *c, char **errp)
+{
+	char *argv[] = {"useradd", "--system", "--home-dir", "/var/lib/vmmod",
+	    "--no-create-home", "--shell", "/usr/sbin/nologin", "--groups",
+	    "libvirt,kvm", c->path, NULL};
+	struct mentry me = {.type = "user", .path = c->path};
+
+	if (r->o->files_only) {
+		say(r, -1, "user %s skipped (--root)", c->path);
+		return 0;
+	}
+	if (getpwnam(c->path) != NULL) {
+		say(r, -1, "user %s exists", c->path);
+		return 0;
+	}
+	if (run_ok(argv) == -1)
+		return st_err(errp, "useradd %s failed", c->path);
+	manifest_add(r->m, &me);
+	return save(r, errp);
+}
+
+static void
+fw_params_from(const struct plan *p, struct fw_params *fp)
+{
+	size_t i;
+
+	memset(fp, 0, sizeof(*fp));
+	fp->ipt.bridge = p->bridge;
+	fp->ipt.first.s_addr = htonl(p->vb.block.lo);
+	fp->ipt.last.s_addr = htonl(p->vb.block.hi);
+	for (i = 0; i < p->nblock_ports && i < IPT_MAX_PORTS; i++)
+		fp->ipt.mgmt_ports[fp->ipt.nmgmt++] = p->block_ports[i];
+	fp->console_port = p->console_port;
+}
+
+static int
+do_action(struct run *r, const struct change *c, char **errp)
+{
+	const struct plan *p = r->plan;
+	struct mentry me = {.path = c->path};
+	struct fw_params fp;
+	char *cidr, *err = NULL;
+	bool changed = false;
+	int rc;
+
+	if (!c->implemented) {
+		say(r, -1, "NOT IMPLEMENTED (nothing done): %s", c->desc);
+		return 0;
+	}
+	if (r->o->files_only) {
+		say(r, -1, "skipped (--root): %s", c->desc);
+		return 0;
+	}
+	if (strcmp(c->path, "bridge") == 0) {
+		if (!p->create_bridge)
+			return 0;
+		cidr = plan_net_format(&p->net);
+		rc = nl_bridge_ensure(p->bridge, cidr, &changed, &err);
+		free(cidr);
+		if (rc == -1)
+			goto fail;
+		if (changed) {
+			me.type = "bridge";
+			me.path = p->bridge;
+			manifest_add(r->m, &me);
+			return save(r, errp);
+		}
+		return 0;
+	}
+	if (strcmp(c->path, "iptables") == 0) {
+		fw_params_from(p, &fp);
+		if (fw_apply(&fp, &err) == -1)
+			goto fail;
+		if (manifest_find(r->m, "firewall", "firewall") == -1) {
+			me.type = "firewall";
+			me.path = "firewall";
+			manifest_add(r->m, &me);
+			return save(r, errp);
+		}
+		return 0;
+	}
+	if (strcmp(c->path, "nftables") == 0)
+		return 0; /* fw_apply above did both */
+	if (strcmp(c->path, "dnsmasq-restart") == 0 ||
+	    strcmp(c->path, "services") == 0) {
+		char *reload[] = {"systemctl", "daemon-reload", NULL};
+		char *restart[] = {
+		    "systemctl", "restart", "dnsmasq.service", NULL};
+		char *start[] = {"systemctl", "start",
+		    "guardian-vms-firewall.service",
+		    "guardian-vms-dnsmasq-reload.path", "vmmod.service", NULL};
+
+		if (access("/run/systemd/system", F_OK) == -1) {
+			say(r, -1,
+			    "no systemd as PID 1: start dnsmasq and "
+			    "vmmod yourself (not done by this release)");
+			return 0;
+		}
+		if (strcmp(c->path, "dnsmasq-restart") == 0)
+			rc = run_ok(reload) == 0 && run_ok(restart) == 0 ? 0
+									 : -1;
+		else
+			rc = run_ok(reload) == 0 && run_ok(start) == 0 ? 0 : -1;
+		if (rc == -1)
+			return st_err(errp,
+			    "%s failed (systemctl status shows "
+			    "why)",
+			    c->desc);
+		return 0;
+	}
+	say(r, -1, "NOT IMPLEMENTED (nothing done): %s", c->desc);
+	return 0;
+fail:
+	st_err(errp, "%s: %s", c->desc, err != NULL ? err : "failed");
+	free(err);
+	return -1;
+}
+
+/* Undoes entry I; 0 when done or nothing to do, -1 with *errp. */
+static int
+undo_entry(struct run *r, size_t i, char **errp)
+{
+	struct mentry me;
+	char *full, *cur, buf[4096];
+	ssize_t n;
+	int rc = 0;
+
+	manifest_get(r->m, i, &me);
+	full = rooted(r, me.path);
+	if (strcmp(me.type, "file") == 0) {
+		cur = read_file(full, 16 << 20, NULL);
+		if (cur != NULL && me.content != NULL &&
+		    strcmp(cur, me.content) != 0)
+			say(r, -1,
+			    "%s changed since the install: left as it "
+			    "is (the original is in the manifest)",
+			    me.path);
+		else if (me.prev == NULL) {
+			if (unlink(full) == -1 && errno != ENOENT)
+				rc = st_err(errp, "unlink %s: %s", full,
+				    strerror(errno));
+			else
+				say(r, -1, "removed %s", me.path);
+		} else if (write_file_atomic(full, me.prev, strlen(me.prev),
+			       me.prev_mode) == -1 ||
+		    chmod(full, me.prev_mode) == -1)
+			rc = st_err(
+			    errp, "restore %s: %s", full, strerror(errno));
+		else
+			say(r, -1, "restored %s", me.path);
+		free(cur);
+	} else if (strcmp(me.type, "link") == 0) {
+		n = readlink(full, buf, sizeof(buf) - 1);
+		if (n >= 0) {
+			buf[n] = '\0';
+			if (me.target != NULL && strcmp(buf, me.target) == 0)
+				unlink(full);
+		}
+	} else if (strcmp(me.type, "dir") == 0) {
+		if (rmdir(full) == -1 && errno != ENOENT) {
+			if (me.keep && !r->o->purge)
+				say(r, -1,
+				    "kept %s (VM disks live there; "
+				    "--purge removes it)",
+				    me.path);
+			else if (me.keep)
+				say(r, -1,
+				    "kept %s: --purge of VM disks is "
+				    "not implemented in this release",
+				    me.path);
+			else
+				say(r, -1, "kept %s: not empty", me.path);
+		}
+	} else if (r->o->files_only) {
+		say(r, -1, "skipped (--root): undo %s %s", me.type, me.path);
+	} else if (strcmp(me.type, "package") == 0) {
+		char *argv[] = {"apt-get", r->o->purge ? "purge" : "remove",
+		    "-y", (char *)me.path, NULL};
+
+		if (r->o->skip_apt)
+			say(r, -1, "skipped (GVM_SETUP_SKIP_APT): remove %s",
+			    me.path);
+		else if (run_ok(argv) == -1)
+			rc = st_err(errp, "apt-get remove %s failed", me.path);
+	} else if (strcmp(me.type, "user") == 0) {
+		char *argv[] = {"userdel", (char *)me.path, NULL};
+
+		if (run_ok(argv) == -1)
+			rc = st_err(errp, "userdel %s failed", me.path);
+	} else if (strcmp(me.type, "bridge") == 0) {
+		if (nl_bridge_remove(me.path, errp) == -1)
+			rc = -1;
+	} else if (strcmp(me.type, "firewall") == 0) {
+		if (fw_remove(errp) == -1)
+			rc = -1;
+	} else
+		say(r, -1, "unknown change '%s' left alone", me.type);
+	free(full);
+	return rc;
+}
+
+/* Undoes the entries from FIRST on, newest first, dropping each. */
+static int
+undo_from(struct run *r, size_t first, bool keep_own, char **errp)
+{
+	struct mentry me;
+	size_t i;
+	int rc = 0;
+
+	for (i = manifest_count(r->m); i-- > first;) {
+		manifest_get(r->m, i, &me);
+		if (me.own && keep_own)
+			continue;
+		if (undo_entry(r, i, errp) == -1) {
+			rc = -1;
+			continue;
+		}
+		manifest_remove(r->m, i);
+		if (!me.own)
+			save(r, NULL);
+	}
+	return rc;
+}
+
+static void
+run_init(struct run *r, const struct plan *p, struct manifest *m,
+    const struct apply_opts *o)
+{
+	memset(r, 0, sizeof(*r));
+	r->plan = p;
+	r->m = m;
+	r->o = o;
+	xasprintf(&r->mpath, "%s" GVM_MANIFEST, o->root);
+}
+
+int
+steps_apply(const struct plan *p, struct manifest *m,
+    const struct apply_opts *o, char **errp)
+{
+	struct run r;
+	char *dir, *err = NULL;
+	size_t i, j, mark;
+	int rc = 0;
+
+	run_init(&r, p, m, o);
+	r.nsteps = p->nsteps;
+	r.id = "manifest";
+	dir = parent_of(GVM_MANIFEST);
+	rc = make_dirs(&r, dir, 0700, false, true, errp);
+	free(dir);
+	if (rc == -1 || save(&r, errp) == -1) {
+		free(r.mpath);
+		return -1;
+	}
+	for (i = 0; i < p->nsteps; i++) {
+		const struct step *s = &p->steps[i];
+
+		r.step = i;
+		r.id = s->id;
+		mark = manifest_count(m);
+		say(&r, 0, "%s", s->title);
+		for (j = 0; j < s->nchanges && rc == 0; j++) {
+			const struct change *c = &s->changes[j];
+
+			switch (c->kind) {
+			case CH_FILE:
+				rc = do_file(&r, c, &err);
+				break;
+			case CH_DIR:
+				rc = make_dirs(&r, c->path, c->mode,
+				    strcmp(c->path, p->storage_dir) == 0, false,
+				    &err);
+				break;
+			case CH_LINK:
+				rc = do_link(&r, c, &err);
+				break;
+			case CH_PACKAGES:
+				rc = do_packages(&r, c, &err);
+				break;
+			case CH_USER:
+				rc = do_user(&r, c, &err);
+				break;
+			case CH_ACTION:
+				rc = do_action(&r, c, &err);
+				break;
+			}
+		}
+		if (rc == -1) {
+			say(&r, -1, "FAILED: %s", err);
+			undo_from(&r, mark, true, NULL);
+			st_err(errp,
+			    "step %s failed: %s; its changes were "
+			    "undone.  Fix the cause and run guardian-vm-setup "
+			    "again (or --uninstall)",
+			    s->id, err);
+			free(err);
+			break;
+		}
+		say(&r, 100, "ok");
+	}
+	free(r.mpath);
+	return rc;
+}
+
+int
+steps_uninstall(struct manifest *m, const struct apply_opts *o, char **errp)
+{
+	struct run r;
+	int rc;
+
+	run_init(&r, NULL, m, o);
+	r.nsteps = 1;
+	r.id = "uninstall";
+	rc = undo_from(&r, 0, true, errp);
+	if (rc == 0) {
+		unlink(r.mpath);
+		undo_from(&r, 0, false, errp);
+		say(&r, -1, "%s",
+		    o->purge
+			? "VM domains and their disks: --purge of those is not "
+			  "implemented in this release; remove them with virsh"
+			: "your VMs and their disks were kept (--purge removes "
+			  "them)");
+	} else
+		save(&r, NULL);
+	free(r.mpath);
+	return rc;
+}
