@@ -317,9 +317,8 @@ enum exit_code {
 	EXIT_NOT_ROOT = 5 /* must run as root (or with --root/--dry-run) */
 };
 /* Progress: step index (0-based), its id, percent of it (-1: none), text. */
-typedef void (*progress_fn)(
-    void *arg, size_t step, size_t nsteps, const char *id, int pct,
-    const char *msg);
+typedef void (*progress_fn)(void *arg, size_t step, size_t nsteps,
+    const char *id, int pct, const char *msg);
 struct apply_opts {
 	const char *root; /* "" for the real root */
 	bool files_only; /* --root: skip packages, users, net, services */
@@ -330,8 +329,7 @@ struct apply_opts {
 };
 int steps_apply(const struct plan *, struct manifest *,
     const struct apply_opts *, char **errp);
-int steps_uninstall(struct manifest *, const struct apply_opts *,
-    char **errp);
+int steps_uninstall(struct manifest *, const struct apply_opts *, char **errp);
 /* One APT::Status-Fd line -> overall percent and text; -1 if none. */
 int steps_apt_status(const char *line, int *pct, char *msg, size_t len);
 
