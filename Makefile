@@ -8,17 +8,18 @@
 include config.mk
 
 # ---- sources -------------------------------------------------------------
-# Files that only exist for x86 hosts are chosen here, never with #ifdef.
-X86_ONLY := vmmod/backend_xen.c vmmod/pci.c
-SRCS-1 :=
-SRCS-$(WITH_XEN) += $(wildcard vmmod/backend_xen.c)
-SRCS-$(WITH_PCI) += $(wildcard vmmod/pci.c)
-ifneq ($(WITH_XEN),1)
-  SRCS-1 += $(wildcard vmmod/backend_none.c)
-endif
+# Optional parts are chosen here, never with #ifdef: WITH_PCI builds
+# vmmod/pci.c (libpci, VFIO passthrough), WITH_XEN vmmod/xen.c (libxl via
+# libvirt); without them vmmod/pci_none.c and vmmod/xen_none.c answer "not
+# built on this arch".  x86_64 has both, arm64 (Pi 5: no VFIO) neither.
+OPTIONAL := pci xen
+WITH_pci := $(WITH_PCI)
+WITH_xen := $(WITH_XEN)
+OPT_SRCS := $(foreach f,$(OPTIONAL),$(wildcard vmmod/$(f)$(if $(filter 1,$(WITH_$(f))),,_none).c))
+OPT_ALL := $(foreach f,$(OPTIONAL),vmmod/$(f).c vmmod/$(f)_none.c)
 
 COMMON_SRCS := $(wildcard common/*.c)
-VMMOD_LIB_SRCS := $(filter-out vmmod/vmmod.c vmmod/backend_none.c $(X86_ONLY),$(wildcard vmmod/*.c)) $(SRCS-1)
+VMMOD_LIB_SRCS := $(filter-out vmmod/vmmod.c $(OPT_ALL),$(wildcard vmmod/*.c)) $(OPT_SRCS)
 VMMOD_SRCS := vmmod/vmmod.c $(VMMOD_LIB_SRCS)
 SETUP_LIB_SRCS := $(filter-out installer/main.c,$(wildcard installer/*.c))
 SETUP_SRCS := installer/main.c $(SETUP_LIB_SRCS)
@@ -43,6 +44,7 @@ TEST_LIBS := $(call pl,$(TEST_PKGS))
 ALL_CFLAGS := $(sort $(VMMOD_CFLAGS) $(SETUP_CFLAGS))
 FEATURES := -DWITH_XEN=$(WITH_XEN) -DWITH_PCI=$(WITH_PCI)
 
+CROSS_NM := aarch64-linux-gnu-nm
 VMMOD := $(BUILD)/vmmod
 SETUP := $(BUILD)/guardian-vm-setup
 UNIT := $(BUILD)/unit-tests
@@ -107,6 +109,9 @@ check-sandbox: all $(UNIT) web-vendor browser-deps
 
 check-arm64:
 	$(MAKE) ARCH=arm64 all build/arm64/unit-tests
+	@# The Pi build must not carry the x86-only parts.
+	@if $(CROSS_NM) -C build/arm64/vmmod | grep -E ' T (pci_|xen_)' | grep -v '_none' ; then \
+		echo "check-arm64: x86-only code in the arm64 vmmod" >&2; exit 1; fi
 	@tests/run.sh --build build/arm64 --unit --emu qemu-aarch64-static
 
 appliances:
