@@ -427,6 +427,13 @@ int deploy_vm_ip(const char *name, char ip[16]);	/* reserved address */
 int deploy_vm_web(const char *template_id, const char **schemep,
     unsigned *portp);
 
+/*
+ * pci.c (x86, libpci over sysfs) or pci_none.c (other arches: "not built"):
+ * PCI devices for passthrough and the accelerators among them.
+ */
+/* [{"address":"0000:00:02.0", ..., "passthrough":{...}}]; caller owns it. */
+json_object *pci_devices_json(void);
+
 /* api.c: the router and handlers; knows nothing of libmicrohttpd */
 #define API_MAX_SEGS 8
 enum api_method { AM_GET = 1, AM_POST = 2, AM_PUT = 4, AM_DELETE = 8 };
