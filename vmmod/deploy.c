@@ -922,6 +922,15 @@ job_pipeline(struct job *j, char **errp)
 	cc.bridge = bridge;
 	cc.mac = rv.mac;
 	cc.ip = rv.ip;
+	/* clean-traffic pins the VM to its address; without the filter the
+	 * domain would not start at all. */
+	if (!virt_nwfilter_exists("clean-traffic")) {
+		log_warnx("job %s: libvirt has no clean-traffic nwfilter "
+			  "(libvirt-daemon-config-nwfilter): %s is not "
+			  "protected against address spoofing",
+		    j->info.id, j->info.vm);
+		cc.ip = NULL;
+	}
 	cc.disk = disk;
 	cc.nvram = nvram;
 	cc.autostart = j->req.autostart;

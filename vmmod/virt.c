@@ -1271,8 +1271,8 @@ store_fail(char **errp, const char *what)
 	if (!state_connected())
 		*errp = xstrdup("libvirtd is not reachable");
 	else
-		xasprintf(errp, "libvirt could not %s (vmmod's log has details)",
-		    what);
+		xasprintf(errp,
+		    "libvirt could not %s (vmmod's log has details)", what);
 	return -1;
 }
 
@@ -1436,7 +1436,9 @@ virt_vol_create(const char *name, const char *backing, const char *backing_fmt,
 	snprintf(pathp, PATH_MAX, "%s", p);
 	free(p);
 	log_info("deploy: created volume %s (%s)", name,
-	    copy ? "copy" : backing ? "overlay" : "empty");
+	    copy	  ? "copy"
+		: backing ? "overlay"
+			  : "empty");
 	ret = 0;
 done:
 	free(xml);
@@ -1501,8 +1503,8 @@ virt_vol_delete(const char *name)
 	virStoragePoolRefresh(pool, 0);
 	if ((vol = virStorageVolLookupByName(pool, name)) != NULL) {
 		if (virStorageVolDelete(vol, 0) < 0) {
-			log_warnx("deploy: delete volume %s: %s", name,
-			    last_error());
+			log_warnx(
+			    "deploy: delete volume %s: %s", name, last_error());
 			ret = -1;
 		} else
 			log_info("deploy: removed volume %s", name);
@@ -1594,4 +1596,19 @@ virt_undefine_name(const char *name)
 	virDomainFree(dom);
 	virConnectClose(c);
 	return ret;
+}
+
+/* Is the nwfilter defined (Debian: libvirt-daemon-config-nwfilter)? */
+bool
+virt_nwfilter_exists(const char *name)
+{
+	virConnectPtr c;
+	virNWFilterPtr f;
+
+	if ((c = conn_get()) == NULL)
+		return false;
+	if ((f = virNWFilterLookupByName(c, name)) != NULL)
+		virNWFilterFree(f);
+	virConnectClose(c);
+	return f != NULL;
 }

@@ -332,6 +332,7 @@ int virt_vol_delete(const char *name);			/* 0 also when absent */
 int virt_define(const char *xml, bool autostart, char uuid[37], char **errp);
 int virt_start_name(const char *name, char **errp);
 int virt_undefine_name(const char *name);		/* 0 also when absent */
+bool virt_nwfilter_exists(const char *name);
 /* Stats are gathered only while someone watches (SSE clients). */
 void virt_stats_watch(int delta);
 unsigned long virt_reconnects(void);
@@ -426,13 +427,6 @@ void deploy_vm_deleted(const char *name);		/* releases its address */
 int deploy_vm_ip(const char *name, char ip[16]);	/* reserved address */
 int deploy_vm_web(const char *template_id, const char **schemep,
     unsigned *portp);
-
-/*
- * pci.c (x86, libpci over sysfs) or pci_none.c (other arches: "not built"):
- * PCI devices for passthrough and the accelerators among them.
- */
-/* [{"address":"0000:00:02.0", ..., "passthrough":{...}}]; caller owns it. */
-json_object *pci_devices_json(void);
 
 /* api.c: the router and handlers; knows nothing of libmicrohttpd */
 #define API_MAX_SEGS 8

@@ -1,0 +1,352 @@
+#!/bin/bash
+# 40-deploy: one-click deploys through a real vmmod in the sandbox.
+#   - the aarch64 test appliance ("mini-HAOS") served over HTTP on the
+#     sandbox's loopback (tests/tools/fetch-httpd.py), deployed with a
+#     template shaped like homeassistant (aarch64, UEFI, virt, overlay, web
+#     port 8123; vmmod acts as an arm64 host via VMMOD_ARCH, TCG): the job
+#     succeeds with SSE job events, the guest prints GUEST-READY and
+#     GUEST-IP <its reservation> (br0 + dnsmasq reading vmmod's dhcp-hostsdir),
+#     the VM shows that ip and web_url :8123
+#   - failures leave nothing in the pool, libvirt or the reservations: wrong
+#     checksum, cancel mid-download (slow server), vmmod SIGKILLed mid-job
+#     (restart: job failed, leftovers gone); refused before any download:
+#     duplicate name, unpinned without trust_unpinned, RAM budget
+#   - the x86_64 appliance through the demo-style file:// template
+#   - deleting a deployed VM releases its reservation
+# Run it alone with:  sudo tests/sandbox.sh -- tests/e2e/40-deploy.sh
+set -u
+top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+if [ -z "${GVM_SANDBOX:-}" ]; then
+	exec "$top/tests/sandbox.sh" -- "$0" "$@"
+fi
+build=${BUILD:-build/$(uname -m)}
+case $build in /*) ;; *) build=$top/$build ;; esac
+vmmod=$build/vmmod
+appl=$top/build/appliance
+timeout=${DEPLOY_TIMEOUT:-120}
+for t in curl jq virsh python3 script; do
+	command -v $t >/dev/null || { echo "SKIP: no $t"; exit 77; }
+done
+dnsmasq=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
+[ -x "$dnsmasq" ] || { echo "SKIP: dnsmasq not found"; exit 77; }
+[ -x "$vmmod" ] || { echo "FAIL: no $vmmod (make first)"; exit 1; }
+for a in aarch64 x86_64; do
+	[ -f "$appl/$a/disk.qcow2.xz.sha256" ] || {
+		echo "FAIL: no $appl/$a/disk.qcow2.xz (make appliances)"
+		exit 1
+	}
+done
+
+fails=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+check() { # check DESCRIPTION COMMAND...
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+
+d=$(mktemp -d /tmp/gvm-e2e-deploy.XXXXXX)
+chmod 711 "$d"
+vmmod_pid="" sse_pid="" srv_pid="" slow_pid="" dnsmasq_pid="" cons_pids=()
+cleanup() {
+	local p
+	for p in "${cons_pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	for p in $sse_pid $srv_pid $slow_pid; do kill "$p" 2>/dev/null; done
+	[ -n "$vmmod_pid" ] && kill "$vmmod_pid" 2>/dev/null && wait "$vmmod_pid" 2>/dev/null
+	[ -n "$dnsmasq_pid" ] && kill "$dnsmasq_pid" 2>/dev/null
+	for p in $(virsh list --all --name 2>/dev/null); do
+		virsh -q destroy "$p" >/dev/null 2>&1
+		virsh -q undefine --nvram "$p" >/dev/null 2>&1
+	done
+	if [ "$fails" != 0 ]; then
+		echo "--- vmmod log (last 40 lines)"
+		tail -40 "$d/vmmod.log" 2>/dev/null
+	fi
+	ip link del br0 2>/dev/null
+	rm -rf "$d"
+}
+trap cleanup EXIT
+
+# ------------------------------------------------------------ network
+ip link add br0 type bridge
+ip link set br0 type bridge forward_delay 0 stp_state 0
+ip addr add 192.168.4.1/27 dev br0
+ip link set br0 up
+mkdir -p "$d/resv" "$d/hosts" "$d/templates" "$d/www/a" "$d/data"
+chmod 711 "$d/data"
+"$dnsmasq" --conf-file=/dev/null --no-resolv --no-hosts --port=0 --user=root \
+	--interface=br0 --bind-interfaces --dhcp-authoritative \
+	--dhcp-range=192.168.4.2,192.168.4.23,255.255.255.224,1h \
+	--dhcp-hostsdir="$d/resv" --dhcp-leasefile="$d/leases" \
+	--pid-file="$d/dnsmasq.pid" --log-dhcp --log-facility="$d/dnsmasq.log"
+for _ in $(seq 50); do
+	read -r dnsmasq_pid <"$d/dnsmasq.pid" 2>/dev/null && [ -n "$dnsmasq_pid" ] && break
+	sleep 0.1
+done
+[ -n "$dnsmasq_pid" ] || { echo "FAIL dnsmasq did not start"; exit 1; }
+
+# ------------------------------------------------------------ image servers
+cp "$appl/aarch64/disk.qcow2.xz" "$d/www/a/haos.qcow2.xz"
+sha_a=$(cut -d' ' -f1 "$appl/aarch64/disk.qcow2.xz.sha256")
+size_a=$(stat -c %s "$d/www/a/haos.qcow2.xz")
+# The slow server's image must not be in the pool already (ha1's base is).
+cp "$appl/x86_64/disk.qcow2.xz" "$d/www/a/other.qcow2.xz"
+sha_o=$(cut -d' ' -f1 "$appl/x86_64/disk.qcow2.xz.sha256")
+httpd() { # httpd NAME [ARGS...]: starts tests/tools/fetch-httpd.py, sets port_NAME
+	local name=$1
+	shift
+	python3 "$top/tests/tools/fetch-httpd.py" --root "$d/www" \
+		--port-file "$d/$name.port" --log "$d/$name.log" "$@" &
+	eval "${name}_pid=$!"
+	for _ in $(seq 50); do [ -s "$d/$name.port" ] && break; sleep 0.1; done
+	eval "port_$name=$(cat "$d/$name.port")"
+}
+httpd srv
+httpd slow --rate 150000
+: >>"$d/srv.log"
+
+# ------------------------------------------------------------ templates
+template() { # template ID URL SHA256|null [SIZE]
+	jq -n --arg id "$1" --arg url "$2" --arg sha "$3" --argjson size "${4:-$size_a}" '{
+	  schema: 1, id: $id, name: "Home Assistant OS (test)",
+	  description: "mini-HAOS shaped like homeassistant",
+	  kind: "disk-image", firmware: {type: "uefi", secure_boot: false},
+	  memory_mb: 512, min_memory_mb: 256, vcpus: 1, disk_gb: 2,
+	  disk_mode: "overlay", web: {scheme: "http", port: 8123, path: "/"},
+	  dns_name: "homeassistant", wants_devices: ["usb:zigbee"], cloud_init: null,
+	  images: {aarch64: {url: $url, sha256: (if $sha == "null" then null else $sha end),
+	    note: (if $sha == "null" then "unpinned for the test" else "test pin" end),
+	    size: $size, format: "qcow2", compression: "xz", version: "test"}}}' \
+		>"$d/templates/$1.json"
+}
+template haos "http://127.0.0.1:$port_srv/a/haos.qcow2.xz" "$sha_a"
+template unpinned "http://127.0.0.1:$port_srv/a/haos.qcow2.xz" null
+template badsum "http://127.0.0.1:$port_srv/a/haos.qcow2.xz" \
+	"$(printf '%064d' 0 | sed 's/^0/a/')"
+template slow "http://127.0.0.1:$port_slow/a/other.qcow2.xz" "$sha_o" \
+	"$(stat -c %s "$d/www/a/other.qcow2.xz")"
+cp "$top/templates/demo.json" "$d/templates/"
+
+# ------------------------------------------------------------ vmmod
+cat >"$d/vmmod.conf" <<EOF
+socket_group =
+templates_dir = $d/templates
+appliance_dir = $appl
+reservations_dir = $d/resv
+hosts_dir = $d/hosts
+lease_file = $d/leases
+audit_log = $d/audit.log
+ram_budget_mb = 1500
+EOF
+S=(--unix-socket "$d/vmmod.sock")
+start_vmmod() { # start_vmmod ARCH
+	VMMOD_ARCH=$1 "$vmmod" -d -f "$d/vmmod.conf" --uri qemu:///system \
+		--accel tcg --socket "$d/vmmod.sock" --token-file "$d/token" \
+		--data-dir "$d/data" >>"$d/vmmod.log" 2>&1 &
+	vmmod_pid=$!
+	for _ in $(seq 100); do
+		[ -S "$d/vmmod.sock" ] && [ "$(api GET /api/vms/status)" = 200 ] &&
+			[ "$(field .libvirtd_running)" = true ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+api() { # api METHOD PATH [BODY]: prints the status; body in $d/out
+	local data=()
+	[ -n "${3-}" ] && data=(-H 'Content-Type: application/json' --data-binary "$3")
+	curl -sS --max-time 20 "${S[@]}" -o "$d/out" -w '%{http_code}' \
+		-X "$1" "${data[@]}" "http://vmmod$2" 2>/dev/null
+}
+field() { jq -r "$1" "$d/out" 2>/dev/null; }
+jqe() { jq -e "$@" >/dev/null; }
+expect() { # expect STATUS CODE METHOD PATH [BODY]
+	local want=$1 wcode=$2 got
+	shift 2
+	got=$(api "$@")
+	if [ "$got" = "$want" ] && { [ "$wcode" = - ] || [ "$(field .code)" = "$wcode" ]; }; then
+		ok "$1 $2 -> $got ${wcode/#-/}"
+	else
+		bad "$1 $2 -> $got $(field .code) (want $want $wcode): $(head -c 300 "$d/out")"
+	fi
+}
+# wait_job ID STATE...: polls GET /api/jobs/ID until its state is one of STATE
+wait_job() {
+	local id=$1 st end=$((SECONDS + timeout))
+	shift
+	while [ $SECONDS -lt $end ]; do
+		api GET "/api/jobs/$id" >/dev/null
+		st=$(field .state)
+		for w in "$@"; do [ "$st" = "$w" ] && return 0; done
+		sleep 0.2
+	done
+	echo "     job $id: state '$st' phase '$(field .phase)' error '$(field .error)'"
+	return 1
+}
+create() { # create BODY: POST, expects 202, sets $job
+	job=""
+	local got
+	got=$(api POST /api/vms/create "$1")
+	if [ "$got" = 202 ]; then job=$(field .id); else
+		echo "     create -> $got: $(head -c 300 "$d/out")"
+	fi
+}
+# nothing_left NAME: no domain, no pool volume, no reservation of NAME
+nothing_left() {
+	local n=$1
+	virsh -q dominfo "$n" >/dev/null 2>&1 && { echo "     domain $n left"; return 1; }
+	virsh -q pool-refresh guardian-vms >/dev/null 2>&1
+	if virsh -q vol-list guardian-vms 2>/dev/null | grep -q "^ *$n[.-]"; then
+		echo "     volume of $n left"; return 1
+	fi
+	[ -e "$d/resv/$n" ] && { echo "     reservation file of $n left"; return 1; }
+	[ -e "$d/hosts/$n" ] && { echo "     hosts file of $n left"; return 1; }
+	jqe --arg n "$n" 'tostring | contains("\"" + $n + "\"") | not' \
+		"$d/data/reservations.json" >/dev/null 2>&1 || [ ! -e "$d/data/reservations.json" ] ||
+		{ echo "     $n still in reservations.json"; return 1; }
+	ls "$d/data/pool" | grep -q '\.tmp-\|tofu' && { echo "     temp image left in the pool"; return 1; }
+	return 0
+}
+serial() { # serial NAME: records the guest's serial console into $d/NAME.serial
+	script -qfec "virsh console --force $1" /dev/null </dev/null >"$d/$1.serial" 2>&1 &
+	cons_pids+=($!)
+}
+wait_serial() { # wait_serial NAME REGEX
+	local end=$((SECONDS + timeout))
+	until tr -d '\r' <"$d/$1.serial" 2>/dev/null | grep -Eq "$2"; do
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.25
+	done
+}
+
+check "vmmod (as an aarch64 host) answers" start_vmmod aarch64
+curl -sS -N "${S[@]}" --max-time 600 http://vmmod/api/events >"$d/sse" 2>/dev/null &
+sse_pid=$!
+
+# ------------------------------------------------------------ templates
+expect 200 - GET /api/vms/templates
+check "templates: haos available, pinned, fits RAM and disk" \
+	jqe '.templates[] | select(.id == "haos") | .available and .pinned and .fits_ram and .fits_disk' "$d/out"
+check "templates: unpinned is not pinned" \
+	jqe '.templates[] | select(.id == "unpinned") | .available and (.pinned | not)' "$d/out"
+
+# ------------------------------------------------------------ refused up front
+expect 409 unpinned_image POST /api/vms/create '{"template":"unpinned","name":"u1"}'
+check "unpinned: the message says trust_unpinned" grep -q trust_unpinned "$d/out"
+expect 400 disk_path_refused POST /api/vms/create '{"template":"haos","name":"p1","disk_path":"/etc/passwd"}'
+expect 400 unknown_field POST /api/vms/create '{"template":"haos","name":"p1","bogus":1}'
+expect 400 invalid_name POST /api/vms/create '{"template":"haos","name":"Bad Name"}'
+expect 409 ram_budget POST /api/vms/create '{"template":"haos","name":"big","memory_mb":2048}'
+check "RAM guard names the numbers" grep -q '2048 MB.*1500 MB' "$d/out"
+check "nothing downloaded so far" [ ! -s "$d/srv.log" ]
+
+# ------------------------------------------------------------ aarch64 deploy
+t0=$SECONDS
+create '{"template":"haos","name":"ha1","start":true,"autostart":true}'
+check "create ha1 -> 202 with a job id j-…" [ -n "$job" ] && [[ $job == j-* ]]
+wait_job "$job" succeeded failed cancelled
+check "job ha1: state succeeded, phase done, sha256 = the pin" \
+	jqe --arg s "$sha_a" '.state == "succeeded" and .phase == "done" and .sha256 == $s and .pinned and .error == null and .kind == "deploy" and .vm == "ha1"' "$d/out"
+echo "     (deploy took $((SECONDS - t0)) s)"
+serial ha1
+check "SSE: job events with downloading … done" bash -c \
+	"grep -A1 '^event: job' '$d/sse' | grep '^data:' | grep -q '\"phase\":\"downloading\"' &&
+	 grep -A1 '^event: job' '$d/sse' | grep '^data:' | grep -q '\"state\":\"succeeded\"'"
+ip_ha1=$(jq -r '.reservations[]? | select(.name == "ha1") | .ip' "$d/data/reservations.json" 2>/dev/null)
+[ -n "$ip_ha1" ] || ip_ha1=$(cut -d, -f2 "$d/resv/ha1" 2>/dev/null)
+check "reservation file for ha1 ($ip_ha1)" [ -n "$ip_ha1" ]
+check "domain XML uses the reserved MAC" bash -c \
+	"virsh dumpxml ha1 | grep -qi \"mac address='$(cut -d, -f1 "$d/resv/ha1" 2>/dev/null)'\""
+check "disk is a qcow2 overlay on the read-only base" bash -c \
+	"qemu-img info -U --output=json '$d/data/pool/ha1.qcow2' | jq -e '.\"backing-filename\" | test(\"base-$sha_a\")' >/dev/null"
+check "disk grown to 2 GiB" bash -c \
+	"[ \"\$(qemu-img info -U --output=json '$d/data/pool/ha1.qcow2' | jq '.\"virtual-size\"')\" = 2147483648 ]"
+check "ha1 autostart" bash -c "virsh dominfo ha1 | grep -q 'Autostart: *enable'"
+if wait_serial ha1 '^GUEST-READY aarch64'; then ok "ha1: GUEST-READY aarch64 on the serial console"; else
+	bad "ha1: no GUEST-READY"; tail -20 "$d/ha1.serial"; fi
+if wait_serial ha1 '^GUEST-IP '; then
+	got=$(tr -d '\r' <"$d/ha1.serial" | sed -n 's/^GUEST-IP //p' | head -1)
+	check "ha1: GUEST-IP $got is its reservation $ip_ha1" [ "$got" = "$ip_ha1" ]
+else
+	bad "ha1: no GUEST-IP"; tail -20 "$d/ha1.serial"; tail -5 "$d/dnsmasq.log"
+fi
+expect 200 - GET /api/vms/ha1
+check "VM ha1: ip = reservation, web_url :8123, template haos" \
+	jqe --arg ip "$ip_ha1" '.ip == $ip and .web_url == "http://\($ip):8123" and .template == "haos"' "$d/out"
+
+# ------------------------------------------------------------ duplicate name
+n0=$(wc -l <"$d/srv.log")
+expect 409 exists POST /api/vms/create '{"template":"haos","name":"ha1"}'
+check "duplicate: the image server saw no request" [ "$(wc -l <"$d/srv.log")" = "$n0" ]
+
+# ------------------------------------------------------------ RAM guard with a VM running
+expect 409 ram_budget POST /api/vms/create '{"template":"haos","name":"ha2","memory_mb":1024}'
+check "RAM guard: 512 committed + 1024 > 1500" grep -q '512 MB committed.*1024 MB.*1500 MB' "$d/out"
+
+# ------------------------------------------------------------ wrong checksum
+create '{"template":"badsum","name":"bad1"}'
+wait_job "$job" failed succeeded cancelled
+check "bad checksum: job failed" jqe '.state == "failed"' "$d/out"
+check "bad checksum: error says checksum" bash -c "jq -r .error '$d/out' | grep -qi checksum"
+check "bad checksum: nothing left" nothing_left bad1
+
+# ------------------------------------------------------------ cancel mid-download
+create '{"template":"slow","name":"slow1"}'
+end=$((SECONDS + 30))
+until [ "$(api GET "/api/jobs/$job"; field '.bytes_done > 0')" = 200true ] || [ $SECONDS -ge $end ]; do sleep 0.2; done
+check "slow download in progress (bytes_done > 0, rate_bps)" \
+	jqe '.state == "running" and .phase == "downloading" and .bytes_done > 0' "$d/out"
+expect 202 - DELETE "/api/jobs/$job"
+wait_job "$job" cancelled failed succeeded
+check "cancel: job cancelled" jqe '.state == "cancelled" and .error == "cancelled"' "$d/out"
+check "cancel: nothing left" nothing_left slow1
+expect 409 wrong_state DELETE "/api/jobs/$job"
+
+# ------------------------------------------------------------ SIGKILL mid-job
+create '{"template":"slow","name":"kill1"}'
+kjob=$job
+end=$((SECONDS + 30))
+until [ "$(api GET "/api/jobs/$kjob"; field '.bytes_done > 100000')" = 200true ] || [ $SECONDS -ge $end ]; do sleep 0.2; done
+check "kill1 downloading" jqe '.phase == "downloading"' "$d/out"
+check "a half-written image is in the pool" bash -c "ls '$d/data/pool' | grep -q '\.tmp-'"
+kill -KILL "$vmmod_pid"
+wait "$vmmod_pid" 2>/dev/null
+vmmod_pid=""
+rm -f "$d/vmmod.sock"
+check "vmmod restarted" start_vmmod aarch64
+sleep 1
+expect 200 - GET "/api/jobs/$kjob"
+check "after restart: job kill1 failed with a reason" \
+	jqe '.state == "failed" and (.error | test("stopped"))' "$d/out"
+check "after restart: nothing of kill1 left" nothing_left kill1
+expect 200 - GET /api/jobs
+check "job list has all 4 jobs" jqe ".jobs | length == 4" "$d/out"
+check "ha1 survived the restart" bash -c "virsh domstate ha1 | grep -q running"
+
+# ------------------------------------------------------------ delete releases
+expect 204 - DELETE "/api/vms/ha1?force=true&remove_disk=true"
+check "delete: reservation and disk of ha1 gone" nothing_left ha1
+check "delete: the base image stays (shared)" bash -c "ls '$d/data/pool' | grep -q '^base-$sha_a'"
+
+# ------------------------------------------------------------ x86_64 (file://)
+kill "$vmmod_pid"
+wait "$vmmod_pid" 2>/dev/null
+vmmod_pid=""
+check "vmmod (x86_64) restarted" start_vmmod x86_64
+create '{"template":"demo","name":"demo1","start":true}'
+wait_job "$job" succeeded failed cancelled
+check "demo1 job succeeded" jqe '.state == "succeeded"' "$d/out"
+serial demo1
+ip_demo=$(cut -d, -f2 "$d/resv/demo1" 2>/dev/null)
+if wait_serial demo1 '^GUEST-READY x86_64'; then ok "demo1: GUEST-READY x86_64"; else
+	bad "demo1: no GUEST-READY"; tail -20 "$d/demo1.serial"; fi
+if wait_serial demo1 '^GUEST-IP '; then
+	got=$(tr -d '\r' <"$d/demo1.serial" | sed -n 's/^GUEST-IP //p' | head -1)
+	check "demo1: GUEST-IP $got is its reservation $ip_demo" [ "$got" = "$ip_demo" ]
+else
+	bad "demo1: no GUEST-IP"; tail -20 "$d/demo1.serial"
+fi
+check "audit log has the deploys" grep -q '"action":"deploy"' "$d/audit.log"
+
+[ "$fails" = 0 ] || { echo "$fails check(s) failed"; exit 1; }
+echo "all deploy checks passed"
