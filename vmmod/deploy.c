@@ -67,6 +67,9 @@ struct job {
 
 static pthread_mutex_t deploy_mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t deploy_cond = PTHREAD_COND_INITIALIZER;
+/* Digests of base images being fetched right now (one job each). */
+static pthread_cond_t base_cond = PTHREAD_COND_INITIALIZER;
+static char base_busy[DEPLOY_WORKERS][65];
 static struct job *jobs[DEPLOY_MAX_JOBS];
 static size_t njobs;
 static pthread_t workers[DEPLOY_WORKERS];
@@ -783,6 +786,58 @@ job_cancelled(struct job *j, char **errp)
 	return -1;
 }
 
+/*
+ * Two deploys of one pinned image: the first makes the base, the second
+ * waits for it (and then finds it) instead of decompressing it a second time
+ * onto the same file.
+ */
+static int
+base_claim(struct job *j, const char *sha256)
+{
+	struct timespec ts;
+	size_t i, slot = SIZE_MAX;
+	bool busy;
+
+	pthread_mutex_lock(&deploy_mtx);
+	for (;;) {
+		busy = false;
+		for (i = 0; i < DEPLOY_WORKERS; i++) {
+			if (strcmp(base_busy[i], sha256) == 0)
+				busy = true;
+			else if (base_busy[i][0] == '\0' && slot == SIZE_MAX)
+				slot = i;
+		}
+		if (!busy || atomic_load(&j->cancel))
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&base_cond, &deploy_mtx, &ts);
+		slot = SIZE_MAX;
+	}
+	if (!busy && slot != SIZE_MAX)
+		snprintf(
+		    base_busy[slot], sizeof(base_busy[slot]), "%s", sha256);
+	pthread_mutex_unlock(&deploy_mtx);
+	return busy ? -1 : 0;
+}
+
+static void
+base_release(const char *sha256)
+{
+	size_t i;
+
+	pthread_mutex_lock(&deploy_mtx);
+	for (i = 0; i < DEPLOY_WORKERS; i++)
+		if (strcmp(base_busy[i], sha256) == 0)
+			base_busy[i][0] = '\0';
+	pthread_cond_broadcast(&base_cond);
+	pthread_mutex_unlock(&deploy_mtx);
+}
+
 /* Returns 0, or -1 with *errp (a message for the API caller). */
 static int
 job_pipeline(struct job *j, char **errp)
@@ -801,7 +856,7 @@ job_pipeline(struct job *j, char **errp)
 	char uuid[37];
 	const char *why;
 	bool have_base = false;
-	int ret = -1;
+	int ret = -1, r;
 
 	memset(&cc, 0, sizeof(cc));
 	if ((t = catalog_find(catalog, j->req.template_id)) == NULL ||
@@ -819,6 +874,8 @@ job_pipeline(struct job *j, char **errp)
 	/* downloading, verifying: a read-only base per digest, shared */
 	job_phase(j, JOB_PHASE_DOWNLOADING);
 	if (im->sha256 != NULL) {
+		if (base_claim(j, im->sha256) < 0)
+			return job_cancelled(j, errp);
 		snprintf(
 		    base, sizeof(base), "%s/base-%s.img", pool_dir, im->sha256);
 		have_base = access(base, R_OK) == 0;
@@ -834,11 +891,12 @@ job_pipeline(struct job *j, char **errp)
 		    j->info.id);
 		if (im->sha256 == NULL)
 			job_made(j, JOB_MADE_TOFU);
-		/* XXX two jobs of one pinned image decompress it twice and
-		 * rename onto the same name; the bytes are the same. */
 		fr.out_path = im->sha256 != NULL ? base : tofu;
 		memset(&res, 0, sizeof(res));
-		if (fetch_image(&fr, &j->prog, &res, errp) < 0)
+		r = fetch_image(&fr, &j->prog, &res, errp);
+		if (im->sha256 != NULL)
+			base_release(im->sha256);
+		if (r < 0)
 			return -1;
 		pthread_mutex_lock(&deploy_mtx);
 		snprintf(
@@ -859,6 +917,7 @@ job_pipeline(struct job *j, char **errp)
 			    j->info.id, t->id, res.sha256);
 		}
 	} else {
+		base_release(im->sha256);
 		pthread_mutex_lock(&deploy_mtx);
 		snprintf(
 		    j->info.sha256, sizeof(j->info.sha256), "%s", im->sha256);

@@ -1263,6 +1263,12 @@ done:
  * names, hex digests, the configured pool directory).
  */
 
+/*
+ * One pool operation at a time: libvirt refuses to refresh a pool while it
+ * builds a volume in it ("asynchronous jobs running").
+ */
+static pthread_mutex_t store_mtx = PTHREAD_MUTEX_INITIALIZER;
+
 static int
 store_fail(char **errp, const char *what)
 {
@@ -1379,10 +1385,11 @@ virt_pool_refresh(char **errp)
 	if ((c = store_conn(errp)) == NULL)
 		return -1;
 	if ((pool = store_pool(c, errp)) != NULL) {
-		if (virStoragePoolRefresh(pool, 0) < 0)
+		pthread_mutex_lock(&store_mtx);
+		ret = virStoragePoolRefresh(pool, 0);
+		pthread_mutex_unlock(&store_mtx);
+		if (ret < 0)
 			store_fail(errp, "refresh the storage pool");
-		else
-			ret = 0;
 		virStoragePoolFree(pool);
 	}
 	virConnectClose(c);
@@ -1417,14 +1424,13 @@ virt_vol_create(const char *name, const char *backing, const char *backing_fmt,
 	    "<permissions><mode>0600</mode></permissions></target>%s"
 	    "</volume>",
 	    name, (unsigned long long)capacity, bs ? bs : "");
+	pthread_mutex_lock(&store_mtx);
 	if (copy) {
-		if ((src = virStorageVolLookupByPath(c, backing)) == NULL) {
-			store_fail(errp, "find the base image volume");
-			goto done;
-		}
-		vol = virStorageVolCreateXMLFrom(pool, xml, src, 0);
+		if ((src = virStorageVolLookupByPath(c, backing)) != NULL)
+			vol = virStorageVolCreateXMLFrom(pool, xml, src, 0);
 	} else
 		vol = virStorageVolCreateXML(pool, xml, 0);
+	pthread_mutex_unlock(&store_mtx);
 	if (vol == NULL) {
 		store_fail(errp, "create the VM disk");
 		goto done;
@@ -1472,10 +1478,13 @@ virt_vol_resize(const char *name, uint64_t bytes, char **errp)
 		store_fail(errp, "find the VM disk");
 		goto done;
 	}
+	pthread_mutex_lock(&store_mtx);
 	if (info.capacity < bytes && virStorageVolResize(vol, bytes, 0) < 0) {
+		pthread_mutex_unlock(&store_mtx);
 		store_fail(errp, "grow the VM disk");
 		goto done;
 	}
+	pthread_mutex_unlock(&store_mtx);
 	ret = 0;
 done:
 	if (vol != NULL)
@@ -1500,7 +1509,9 @@ virt_vol_delete(const char *name)
 		virConnectClose(c);
 		return 0;
 	}
+	pthread_mutex_lock(&store_mtx);
 	virStoragePoolRefresh(pool, 0);
+	pthread_mutex_unlock(&store_mtx);
 	if ((vol = virStorageVolLookupByName(pool, name)) != NULL) {
 		if (virStorageVolDelete(vol, 0) < 0) {
 			log_warnx(

@@ -126,6 +126,9 @@ template badsum "http://127.0.0.1:$port_srv/a/haos.qcow2.xz" \
 	"$(printf '%064d' 0 | sed 's/^0/a/')"
 template slow "http://127.0.0.1:$port_slow/a/other.qcow2.xz" "$sha_o" \
 	"$(stat -c %s "$d/www/a/other.qcow2.xz")"
+cp "$appl/x86_64/disk.qcow2.xz" "$d/www/a/twin.qcow2.xz"
+template twin "http://127.0.0.1:$port_srv/a/twin.qcow2.xz" "$sha_o" \
+	"$(stat -c %s "$d/www/a/twin.qcow2.xz")"
 cp "$top/templates/demo.json" "$d/templates/"
 
 # ------------------------------------------------------------ vmmod
@@ -320,13 +323,36 @@ check "after restart: job kill1 failed with a reason" \
 	jqe '.state == "failed" and (.error | test("stopped"))' "$d/out"
 check "after restart: nothing of kill1 left" nothing_left kill1
 expect 200 - GET /api/jobs
-check "job list has all 4 jobs" jqe ".jobs | length == 4" "$d/out"
+check "job list has all 4 jobs" jqe '.jobs | length == 4' "$d/out"
 check "ha1 survived the restart" bash -c "virsh domstate ha1 | grep -q running"
 
 # ------------------------------------------------------------ delete releases
 expect 204 - DELETE "/api/vms/ha1?force=true&remove_disk=true"
 check "delete: reservation and disk of ha1 gone" nothing_left ha1
 check "delete: the base image stays (shared)" bash -c "ls '$d/data/pool' | grep -q '^base-$sha_a'"
+
+# ------------------------------------------------------------ free space, checked first
+expect 409 no_space POST /api/vms/create '{"template":"haos","name":"huge","disk_gb":4000}'
+check "no space: nothing left" nothing_left huge
+
+# ------------------------------------------------------------ one image, two deploys at once
+create '{"template":"twin","name":"tw1"}'
+j1=$job
+create '{"template":"twin","name":"tw2"}'
+j2=$job
+wait_job "$j1" succeeded failed cancelled
+check "twin tw1 succeeded" jqe '.state == "succeeded"' "$d/out"
+wait_job "$j2" succeeded failed cancelled
+check "twin tw2 succeeded" jqe '.state == "succeeded"' "$d/out"
+check "two deploys of one image: downloaded once" \
+	[ "$(grep -c '^GET /a/twin.qcow2.xz' "$d/srv.log")" = 1 ]
+check "both overlays on the one base" bash -c \
+	"[ \"\$(ls '$d/data/pool' | grep -c '^base-$sha_o')\" = 1 ] &&
+	 qemu-img info -U --output=json '$d/data/pool/tw2.qcow2' | grep -q 'base-$sha_o'"
+expect 204 - DELETE "/api/vms/tw1?remove_disk=true"
+expect 204 - DELETE "/api/vms/tw2?remove_disk=true"
+check "twin tw1 deleted: nothing left" nothing_left tw1
+check "twin tw2 deleted: nothing left" nothing_left tw2
 
 # ------------------------------------------------------------ x86_64 (file://)
 kill "$vmmod_pid"
