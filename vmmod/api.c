@@ -89,6 +89,9 @@ static const struct route routes[] = {
     {"/api/host/devices", LV, h_todo, NULL, NULL, NULL},
     {"/api/jobs", 0, h_jobs, NULL, NULL, NULL},
     {"/api/jobs/{id}", 0, h_job, NULL, NULL, h_job_cancel},
+    /* the Xen seed's shapes; pci_none.c answers 501 where PCI is not built */
+    {"/api/hypervisor/pci-devices", 0, pci_api_devices, NULL, NULL, NULL},
+    {"/api/hypervisor/ai-acceleration", 0, pci_api_accel, NULL, NULL, NULL},
     {"/api/vms", LV, h_list, NULL, NULL, NULL},
     {"/api/vms/status", 0, h_status, NULL, NULL, NULL},
     {"/api/vms/list", LV, h_list, NULL, NULL, NULL},

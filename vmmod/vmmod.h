@@ -428,6 +428,46 @@ int deploy_vm_ip(const char *name, char ip[16]);	/* reserved address */
 int deploy_vm_web(const char *template_id, const char **schemep,
     unsigned *portp);
 
+/*
+ * pci.c (x86, libpci over sysfs) or pci_none.c (other arches: "not built"):
+ * PCI devices for passthrough and the accelerators among them.
+ */
+enum pci_verdict {
+	PCI_OK,
+	PCI_BAD_ADDRESS,	/* 400: not DDDD:BB:SS.F */
+	PCI_ABSENT,		/* 404: no such device here */
+	PCI_NO_IOMMU,		/* 409: IOMMU off, or the device in no group */
+	PCI_INCAPABLE,		/* 409: a bridge */
+	PCI_HOST_USE,		/* 409: drives the host console (boot_vga) */
+	PCI_GROUP_SHARED,	/* 409: its IOMMU group holds other endpoints */
+	PCI_NOT_BUILT,		/* 501: pci_none.c */
+};
+/* Tests point discovery at a fake tree; NULL: /sys, libpci's pci.ids, DATADIR. */
+void pci_set_paths(const char *sysfs_root, const char *ids, const char *accel);
+/* [{"address":"0000:00:02.0", ..., "passthrough":{...}}]; caller owns it. */
+json_object *pci_devices_json(void);
+json_object *pci_hypervisor_devices_json(void);	/* {"devices":[...]} */
+/* {"total_tops":null,"components":[...]}; usb: USB devices or NULL. */
+json_object *pci_ai_acceleration_json(json_object *usb);
+bool pci_addr_valid(const char *addr);
+/*
+ * May these devices go to one VM together?  PCI_OK, or the refusal and a
+ * malloc'd *whyp for the API caller.  The whole IOMMU group must go along.
+ * Use by another VM is the caller's check (the domain table).
+ */
+enum pci_verdict pci_check_passthrough(const char *addr, char **whyp);
+enum pci_verdict pci_check_passthrough_set(const char *const *addrs, size_t n,
+    char **whyp);
+int pci_verdict_status(enum pci_verdict);	/* HTTP status */
+const char *pci_verdict_code(enum pci_verdict);	/* API error code */
+/* GET /api/hypervisor/pci-devices and /ai-acceleration (the Xen seed's) */
+struct api_request;
+struct api_response;
+void pci_api_devices(const struct api_request *, const char *,
+    struct api_response *);
+void pci_api_accel(const struct api_request *, const char *,
+    struct api_response *);
+
 /* api.c: the router and handlers; knows nothing of libmicrohttpd */
 #define API_MAX_SEGS 8
 enum api_method { AM_GET = 1, AM_POST = 2, AM_PUT = 4, AM_DELETE = 8 };
