@@ -2,8 +2,9 @@
  * guardian-vm-setup: installs VM support (QEMU/KVM, libvirt, the br0
  * bridge, dnsmasq reservations, the firewall, vmmod) on Guardian or any
  * Debian host, and undoes it.  This file is the command line: it gathers
- * answers and host facts, builds the plan, and drives steps.c.  The guided
- * ncurses screens drive the same plan -> apply core (a later release).
+ * answers and host facts, builds the plan, and drives steps.c.  On a
+ * terminal (without --unattended) ui.c's guided screens drive the same
+ * plan -> apply core instead.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -252,15 +253,6 @@ main(int argc, char **argv)
 	}
 	if (trust)
 		a.trust_unpinned = TRI_YES;
-	if (!unattended && !dry_run && isatty(STDIN_FILENO) &&
-	    isatty(STDOUT_FILENO)) {
-		printf(
-		    "The guided screens come in the next release; use "
-		    "--unattended --answers FILE\n(see "
-		    "guardian-vm-setup(8)), or --dry-run to see the plan.\n");
-		answers_clear(&a);
-		return EXIT_USAGE;
-	}
 
 	facts_read(ao.root,
 	    a.storage_dir != NULL ? a.storage_dir : GVM_STORAGE_DEFAULT, &f);
@@ -275,6 +267,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "guardian-vm-setup: bridge: %s\n", err);
 		free(err);
 		err = NULL;
+	}
+	/* On a terminal, the guided screens (also for --dry-run and --root). */
+	if (!unattended && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+		rc = ui_run(&f, &a, &ao, dry_run);
+		answers_clear(&a);
+		return rc;
 	}
 	p = plan_build(&f, &a);
 	answers_clear(&a);

@@ -333,4 +333,86 @@ int steps_uninstall(struct manifest *, const struct apply_opts *, char **errp);
 /* One APT::Status-Fd line -> overall percent and text; -1 if none. */
 int steps_apt_status(const char *line, int *pct, char *msg, size_t len);
 
+/*
+ * storage.c: where VM disks may live.  storage_scan lists the mounted
+ * filesystems (getmntent on ROOT/proc/mounts when that exists, else
+ * /proc/self/mounts) with their free space (statvfs under ROOT) and what
+ * they sit on; the classification and the order are pure.  The order: a
+ * filesystem with room for a 32 GB Home Assistant disk first, then an SSD
+ * before a disk before the SD card, then the most free space.
+ */
+enum storage_media {
+	MEDIA_SSD = 0, /* nvme, or a disk that says it does not rotate */
+	MEDIA_DISK, /* sdX/vdX, rotation unknown */
+	MEDIA_HDD, /* a rotating disk */
+	MEDIA_OTHER, /* loop, zram, device mapper, unknown */
+	MEDIA_SD /* mmcblk: the Pi's SD card (or eMMC) */
+};
+#define STORAGE_MAX 16
+#define STORAGE_HA_MB (32 * 1024 + 2048) /* plan.c's: a 32 GB disk + image */
+struct storage_fs {
+	char dir[256]; /* mount point, as on the host */
+	char dev[64]; /* "/dev/nvme0n1p1" */
+	char disk[32]; /* "nvme0n1"; "" when unknown */
+	char fstype[16];
+	enum storage_media media;
+	uint64_t free_mb, size_mb;
+	bool fits; /* free_mb >= STORAGE_HA_MB */
+};
+struct storage_list {
+	struct storage_fs fs[STORAGE_MAX];
+	size_t n;
+};
+/* A mount that can hold VM disks: a block device, a Linux fs, rw. */
+bool storage_wanted(const char *dev, const char *fstype, bool readonly);
+/* "/dev/mmcblk0p2" -> "mmcblk0", "/dev/sda1" -> "sda"; "" when unknown. */
+void storage_disk_of(const char *dev, char *disk, size_t len);
+/* ROTATIONAL: 0, 1 or -1 (unknown). */
+enum storage_media storage_media_of(const char *disk, int rotational);
+const char *storage_media_name(enum storage_media);
+/* Adds FS (fits computed); a second mount of one device keeps the shorter
+ * mount point.  -1 when the list is full. */
+int storage_add(struct storage_list *, const struct storage_fs *);
+void storage_rank(struct storage_list *);
+/* The entry whose mount point holds DIR (longest prefix); -1: none. */
+long storage_find(const struct storage_list *, const char *dir);
+/* Where VM disks go on entry I: GVM_STORAGE_DEFAULT when it lies on that
+ * filesystem, else MOUNT/guardian-vms.  Malloc'd. */
+char *storage_dir_for(const struct storage_list *, size_t i);
+int storage_scan(const char *root, struct storage_list *, char **errp);
+
+/*
+ * budget.c (pure): the host check's RAM table, like the seed's budget for
+ * an 8 GB Pi 5, with plan.c's numbers (512 MiB host and 1536 MiB Guardian
+ * kept back; Home Assistant and OpenMediaVault take 2048 each).
+ */
+#define BUDGET_GUARDIAN_MIN_MB 5632 /* plan.c's 6 GB gate, as MemTotal says */
+#define BUDGET_ROWS 6
+struct budget_row {
+	const char *what;
+	uint64_t ram_mb;
+	const char *disk;
+	bool vm; /* a VM row: FITS says whether its RAM is there */
+	bool fits;
+};
+struct budget {
+	struct budget_row rows[BUDGET_ROWS];
+	size_t n;
+	uint64_t vm_mb; /* RAM for VMs (plan.c's "RAM for VMs") */
+	int64_t left_mb; /* after both VMs; negative when short */
+	bool gate_ok; /* Guardian's 6 GB gate (true without Guardian) */
+};
+void budget_table(uint64_t ram_mb, bool guardian, struct budget *);
+
+/*
+ * ui.c: the guided screens (the only file including curses).  They drive
+ * plan.c and steps.c like the command line does; A is modified (storage,
+ * consent).  Returns the exit code: those of steps.c, UI_EXIT_CANCELLED
+ * when the user left before installing, UI_EXIT_INTERRUPTED on Ctrl-C.
+ */
+#define UI_EXIT_CANCELLED 6
+#define UI_EXIT_INTERRUPTED 130
+int ui_run(const struct facts *, struct answers *a, const struct apply_opts *,
+    bool dry_run);
+
 #endif
