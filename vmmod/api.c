@@ -736,8 +736,8 @@ h_delete(
 	}
 	/* The domain's own name (the route may give its UUID). */
 	if ((o = state_vm_json(uuid)) != NULL)
-		vmname = xstrdup(json_object_get_string(
-		    json_object_object_get(o, "name")));
+		vmname = xstrdup(
+		    json_object_get_string(json_object_object_get(o, "name")));
 	json_object_put(o);
 	if (virt_delete(uuid, remove_disk, force, &err) == -1) {
 		action_failed(req, "delete", name, &err, resp);
@@ -845,8 +845,8 @@ h_create(
 	json_object *o, *job;
 	char result[64];
 
-	if (api_body_parse(req->content_type, req->body, req->body_len, &o,
-		&err) == -1) {
+	if (api_body_parse(
+		req->content_type, req->body, req->body_len, &o, &err) == -1) {
 		api_response_error(resp, &err);
 		return;
 	}

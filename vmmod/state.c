@@ -237,8 +237,8 @@ entry_json(const struct vm_entry *e)
 	json_add_str(o, "ip", ip);
 	json_add_str(o, "mac", e->f.mac);
 	if (ip != NULL && port != 0)
-		xasprintf(&url, "%s://%s:%u", scheme ? scheme : "http", ip,
-		    port);
+		xasprintf(
+		    &url, "%s://%s:%u", scheme ? scheme : "http", ip, port);
 	json_add_str(o, "web_url", url);
 	free(url);
 	json_add_str(o, "template", e->f.template_id);
@@ -254,8 +254,8 @@ entry_json(const struct vm_entry *e)
 	else
 		json_object_object_add(o, "uptime_s", NULL);
 	/* XXX web_ready needs the readiness probe of the deploy pipeline. */
-	json_object_object_add(o, "web_ready",
-	    port != 0 ? json_object_new_boolean(false) : NULL);
+	json_object_object_add(
+	    o, "web_ready", port != 0 ? json_object_new_boolean(false) : NULL);
 	st = json_object_new_object();
 	if (e->has_stats && e->f.state == VS_RUNNING) {
 		/* One decimal, printed as such (not 52.200000000000003). */

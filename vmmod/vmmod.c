@@ -271,7 +271,7 @@ main(int argc, char *argv[])
 	/* Deploys: the catalog, the address reservations, the job runner. */
 	catalog = catalog_load(conf.templates_dir,
 	    strcmp(host.arch, "aarch64") == 0 ? VM_ARCH_AARCH64
-					       : VM_ARCH_X86_64,
+					      : VM_ARCH_X86_64,
 	    conf.appliance_dir);
 	xasprintf(&state_file, "%s/reservations.json", conf.data_dir);
 	memset(&rp, 0, sizeof(rp));

@@ -129,6 +129,9 @@ template slow "http://127.0.0.1:$port_slow/a/other.qcow2.xz" "$sha_o" \
 cp "$appl/x86_64/disk.qcow2.xz" "$d/www/a/twin.qcow2.xz"
 template twin "http://127.0.0.1:$port_srv/a/twin.qcow2.xz" "$sha_o" \
 	"$(stat -c %s "$d/www/a/twin.qcow2.xz")"
+jq '.id = "cloudy" | .kind = "cloud-image" | .web = null |
+    .cloud_init = {needs_login: true, user_data: {packages: ["curl"]}}' \
+	"$d/templates/twin.json" >"$d/templates/cloudy.json"
 cp "$top/templates/demo.json" "$d/templates/"
 
 # ------------------------------------------------------------ vmmod
@@ -222,9 +225,13 @@ wait_serial() { # wait_serial NAME REGEX
 	done
 }
 
+sse() { # (re)connects the SSE recorder; events append to $d/sse
+	[ -n "$sse_pid" ] && kill "$sse_pid" 2>/dev/null
+	curl -sS -N "${S[@]}" --max-time 600 http://vmmod/api/events >>"$d/sse" 2>/dev/null &
+	sse_pid=$!
+}
 check "vmmod (as an aarch64 host) answers" start_vmmod aarch64
-curl -sS -N "${S[@]}" --max-time 600 http://vmmod/api/events >"$d/sse" 2>/dev/null &
-sse_pid=$!
+sse
 
 # ------------------------------------------------------------ templates
 expect 200 - GET /api/vms/templates
@@ -317,13 +324,14 @@ wait "$vmmod_pid" 2>/dev/null
 vmmod_pid=""
 rm -f "$d/vmmod.sock"
 check "vmmod restarted" start_vmmod aarch64
+sse
 sleep 1
 expect 200 - GET "/api/jobs/$kjob"
 check "after restart: job kill1 failed with a reason" \
 	jqe '.state == "failed" and (.error | test("stopped"))' "$d/out"
 check "after restart: nothing of kill1 left" nothing_left kill1
 expect 200 - GET /api/jobs
-check "job list has all 4 jobs" jqe '.jobs | length == 4' "$d/out"
+check "job list has all 4 jobs so far" jqe '.jobs | length == 4' "$d/out"
 check "ha1 survived the restart" bash -c "virsh domstate ha1 | grep -q running"
 
 # ------------------------------------------------------------ delete releases
@@ -353,6 +361,24 @@ expect 204 - DELETE "/api/vms/tw1?remove_disk=true"
 expect 204 - DELETE "/api/vms/tw2?remove_disk=true"
 check "twin tw1 deleted: nothing left" nothing_left tw1
 check "twin tw2 deleted: nothing left" nothing_left tw2
+
+# ------------------------------------------------------------ cloud image + seed ISO
+expect 400 missing_field POST /api/vms/create '{"template":"cloudy","name":"cl1"}'
+create '{"template":"cloudy","name":"cl1","cloud_init":{"user":"bob","password":"secret-pw1"}}'
+wait_job "$job" succeeded failed cancelled
+check "cloud image cl1 succeeded" jqe '.state == "succeeded"' "$d/out"
+check "SSE: cl1 went through seeding" bash -c \
+	"grep '^data:' '$d/sse' | grep '\"vm\":\"cl1\"' | grep -q '\"phase\":\"seeding\"'"
+check "seed ISO is a pool volume" bash -c "virsh -q vol-list guardian-vms | grep -q 'cl1-seed.iso'"
+if command -v isoinfo >/dev/null; then
+	isoinfo -J -i "$d/data/pool/cl1-seed.iso" -x /user-data >"$d/ud" 2>/dev/null
+	check "seed: #cloud-config with the user bob" bash -c "head -1 '$d/ud' | grep -q '^#cloud-config' && grep -q '\"bob\"' '$d/ud'"
+	isoinfo -d -i "$d/data/pool/cl1-seed.iso" >"$d/isod" 2>/dev/null
+	check "seed: volume label cidata" grep -q 'Volume id: cidata' "$d/isod"
+fi
+check "cl1 has the seed as a cdrom" bash -c "virsh dumpxml cl1 | grep -q 'cl1-seed.iso'"
+expect 204 - DELETE "/api/vms/cl1?remove_disk=true"
+check "cl1 deleted: disk, seed and reservation gone" nothing_left cl1
 
 # ------------------------------------------------------------ x86_64 (file://)
 kill "$vmmod_pid"
