@@ -13,6 +13,7 @@
 #include <curses.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <locale.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -57,7 +58,6 @@ struct stepstat {
 struct uline {
 	char *text;
 	int attr;
-	long row; /* the storage entry on this line, -1 */
 };
 
 struct ui {
@@ -94,6 +94,7 @@ struct ui {
 	struct uline *lines; /* the screen's content, wrapped */
 	size_t nlines, cap;
 	int width;
+	int keep; /* a line to keep in view, -1 */
 
 	struct button btn[4];
 	size_t nbtn;
@@ -111,7 +112,7 @@ ui_on_signal(int sig)
 /* ---- content: lines, wrapped to the screen width --------------------- */
 
 static void
-ui_line_add(struct ui *u, const char *s, size_t n, int attr, long row)
+ui_line_add(struct ui *u, const char *s, size_t n, int attr)
 {
 	struct uline *l;
 
@@ -122,13 +123,12 @@ ui_line_add(struct ui *u, const char *s, size_t n, int attr, long row)
 	l = &u->lines[u->nlines++];
 	l->text = xstrndup(s, n);
 	l->attr = attr;
-	l->row = row;
 }
 
 /* Wraps at blanks; continuation lines keep the indent (a list item's
  * text lines up after its "- "). */
 static void
-ui_wrap(struct ui *u, const char *s, int attr, long row)
+ui_wrap(struct ui *u, const char *s, int attr)
 {
 	size_t ind = strspn(s, " "), w = u->width, len, cut;
 	const char *p = s;
@@ -151,7 +151,7 @@ ui_wrap(struct ui *u, const char *s, int attr, long row)
 				cut = room;
 		}
 		xasprintf(&buf, "%*s%.*s", (int)pre, "", (int)cut, p);
-		ui_line_add(u, buf, strlen(buf), attr, row);
+		ui_line_add(u, buf, strlen(buf), attr);
 		free(buf);
 		p += cut;
 		if (*p == '\0')
@@ -178,7 +178,7 @@ ui_put(struct ui *u, int attr, const char *fmt, ...)
 	for (line = s; line != NULL; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
-		ui_wrap(u, line, attr, -1);
+		ui_wrap(u, line, attr);
 	}
 	free(s);
 }
@@ -378,8 +378,10 @@ scr_storage(struct ui *u)
 		    fs->dev + (str_has_prefix(fs->dev, "/dev/") ? 5 : 0),
 		    storage_media_name(fs->media), free_s,
 		    i == 0 ? "  recommended" : "");
+		if ((long)i == u->sel)
+			u->keep = (int)u->nlines;
 		ui_line_add(u, line, strlen(line),
-		    (long)i == u->sel ? (int)A_REVERSE : 0, (long)i);
+		    (long)i == u->sel ? (int)A_REVERSE : 0);
 	}
 	if (u->sl.n == 0)
 		ui_put(u, u->a_warn,
@@ -430,8 +432,7 @@ scr_plan(struct ui *u)
 			? u->a_warn
 			: str_has_prefix(line, "step ")		 ? u->a_head
 			: str_has_prefix(line, "cannot install") ? u->a_bad
-								 : 0,
-		    -1);
+								 : 0);
 	}
 	free(text);
 
@@ -455,12 +456,24 @@ ui_bar(struct ui *u, int pct, const char *msg)
 	ui_put(u, 0, "         [%s] %3d%% %s", bar, pct, msg);
 }
 
+/* A step with a change this release cannot make (plan.c says which). */
+static bool
+ui_step_partial(const struct ui *u, size_t i)
+{
+	size_t j;
+
+	for (j = 0; j < u->plan->steps[i].nchanges; j++)
+		if (!u->plan->steps[i].changes[j].implemented)
+			return true;
+	return false;
+}
+
 static void
 scr_progress(struct ui *u)
 {
 	static const char *mark[] = {
 	    "[    ]", "[ .. ]", "[ ok ]", "[FAIL]", "[skip]"};
-	size_t i;
+	size_t i, nparts = 0;
 
 	if (u->dry_run)
 		ui_put(u, u->a_warn,
@@ -472,18 +485,24 @@ scr_progress(struct ui *u)
 	ui_put(u, 0, "%s", "");
 	for (i = 0; i < u->nss && i < u->plan->nsteps; i++) {
 		const struct stepstat *s = &u->ss[i];
+		bool part = s->st == ST_OK && ui_step_partial(u, i);
 
+		nparts += part;
 		ui_put(u,
-		    s->st == ST_OK	      ? u->a_ok
+		    part		      ? u->a_warn
+			: s->st == ST_OK      ? u->a_ok
 			: s->st == ST_FAILED  ? u->a_bad
 			: s->st == ST_RUNNING ? (int)A_BOLD
 					      : 0,
-		    "%s %zu/%zu %-9s %s", mark[s->st], i + 1, u->plan->nsteps,
-		    u->plan->steps[i].id, u->plan->steps[i].title);
+		    "%s %zu/%zu %-9s %s", part ? "[part]" : mark[s->st], i + 1,
+		    u->plan->nsteps, u->plan->steps[i].id,
+		    u->plan->steps[i].title);
 		if (s->st == ST_RUNNING && s->pct > 0 && s->pct < 100)
 			ui_bar(u, s->pct, s->msg);
 		else if (s->msg[0] != '\0' && s->st != ST_DRY)
 			ui_put(u, u->a_dim, "         %s", s->msg);
+		if (s->st == ST_RUNNING)
+			u->keep = (int)u->nlines - 1;
 	}
 	ui_put(u, 0, "%s", "");
 	if (u->dry_run) {
@@ -495,7 +514,11 @@ scr_progress(struct ui *u)
 		ui_put(u, (int)A_BOLD, "Working ...");
 		u->nbtn = 0;
 	} else if (u->apply_rc == 0) {
-		ui_put(u, u->a_ok, "Done: every step ok.");
+		ui_put(u, u->a_ok, "Done: no step failed.");
+		if (nparts > 0)
+			ui_put(u, u->a_warn,
+			    "[part]: done but for what this release cannot do "
+			    "yet (NOT IMPLEMENTED above; listed in the summary).");
 		if (u->logpath[0] != '\0')
 			ui_put(u, 0, "Log: %s", u->logpath);
 		ui_buttons(u, "Next", ACT_NEXT, "Quit", ACT_QUIT, NULL);
@@ -539,7 +562,6 @@ scr_deploy(struct ui *u)
 	    : xstrdup("the VM block");
 
 	ui_put(u, u->a_head, "Deploy Home Assistant now?");
-	ui_put(u, 0, "%s", "");
 	ui_put(u, 0,
 	    "Home Assistant OS for %s: 2 vCPUs, 2048 MiB RAM, a 32 GB disk "
 	    "in %s, an address from %s, autostarted with the host.",
@@ -556,13 +578,13 @@ scr_deploy(struct ui *u)
 	ui_put(u, 0, "%s", "");
 	ui_put(u, u->a_head, "Trust on first use");
 	ui_put(u, 0,
-	    "Home Assistant publishes no checksums for its OS images, so the "
-	    "image is not pinned by a known SHA-256.  Deploying it needs your "
-	    "consent: vmmod downloads it, computes its SHA-256, shows it and "
-	    "pins it, so later downloads must match.  That cannot prove the "
-	    "first download is genuine.  The dashboard asks before it "
-	    "deploys; unattended, --trust-unpinned or GVM_TRUST_UNPINNED=yes "
-	    "gives that consent (given now: %s).",
+	    "Home Assistant publishes no checksums, so its image is not "
+	    "pinned by a known SHA-256.  Deploying it needs your consent to "
+	    "trust it on first use: vmmod computes the download's SHA-256, "
+	    "shows it and pins it for later downloads; it cannot prove the "
+	    "first one genuine.  The dashboard asks before it deploys; "
+	    "unattended, --trust-unpinned or GVM_TRUST_UNPINNED=yes gives "
+	    "that consent (given now: %s).",
 	    u->a->trust_unpinned == TRI_YES	 ? "yes"
 		: u->a->trust_unpinned == TRI_NO ? "no"
 						 : "not yet");
@@ -599,8 +621,13 @@ scr_summary(struct ui *u)
 	}
 	ui_put(u, 0, "  VM disks:      %s", p->storage_dir);
 	ui_put(u, 0, "%s", "");
-	ui_put(u, u->a_head, "Where to go");
-	ui_urls(u);
+	if (!u->applied || u->apply_rc == 0) {
+		ui_put(u, u->a_head, "Where to go");
+		ui_urls(u);
+	} else
+		ui_put(u, 0,
+		    "The steps before it stay done: fix the cause and run "
+		    "guardian-vm-setup again, or undo them.");
 	ui_put(u, 0, "%s", "");
 	ui_put(u, u->a_head, "How to undo");
 	ui_put(u, 0, "  guardian-vm-setup --uninstall%s%s",
@@ -641,17 +668,14 @@ static void
 ui_clamp(struct ui *u)
 {
 	int h = ui_height(), max = (int)u->nlines - h;
-	size_t i;
 
-	/* keep the chosen storage entry in view */
-	if (u->scr == SCR_STORAGE)
-		for (i = 0; i < u->nlines; i++)
-			if (u->lines[i].row == u->sel && u->sel >= 0) {
-				if ((int)i < u->top)
-					u->top = (int)i;
-				if ((int)i >= u->top + h)
-					u->top = (int)i - h + 1;
-			}
+	/* keep the chosen storage entry, the running step in view */
+	if (u->keep >= 0) {
+		if (u->keep < u->top)
+			u->top = u->keep;
+		if (u->keep >= u->top + h)
+			u->top = u->keep - h + 1;
+	}
 	if (u->top > max)
 		u->top = max;
 	if (u->top < 0)
@@ -772,6 +796,7 @@ ui_draw(struct ui *u)
 		return;
 	}
 	u->width = COLS - 4;
+	u->keep = -1;
 	ui_lines_clear(u);
 	screens[u->scr](u);
 	if (u->want_default && u->nbtn > 0) {
@@ -951,6 +976,7 @@ ui_apply(struct ui *u)
 	}
 	free(mpath);
 	u->applied = true;
+	u->top = INT_MAX / 2; /* the result, at the end */
 	for (i = 0; i < u->nss; i++)
 		if (u->ss[i].st == ST_RUNNING)
 			u->ss[i].st = u->apply_rc == 0 ? ST_OK : ST_FAILED;
