@@ -80,6 +80,7 @@ vm_spec_free(struct vm_spec *spec)
 	free(spec->bridge);
 	free(spec->mac);
 	free(spec->filter_ip);
+	free(spec->disk_secret);
 	for (i = 0; i < spec->nusb; i++)
 		free(spec->usb[i].serial);
 	free(spec->usb);
@@ -488,6 +489,40 @@ spec_validate_hostdevs(const struct vm_spec *spec, char **errp)
 	return 0;
 }
 
+/* Secure Boot and disk encryption (the classification is profile.c's). */
+static int
+spec_validate_security(const struct vm_spec *spec, char **errp)
+{
+	if (spec->secure_boot) {
+		if (spec->arch != VM_ARCH_X86_64)
+			return spec_err(
+			    errp, "secure_boot: x86_64 (OVMF) only here");
+		if (spec->loader == NULL)
+			return spec_err(
+			    errp, "secure_boot: needs UEFI firmware");
+		/* Debian: OVMF_CODE_4M.ms.fd links to the .secboot build. */
+		if (strstr(spec->loader, "secboot") == NULL &&
+		    strstr(spec->loader, ".ms.") == NULL)
+			return spec_err(errp,
+			    "firmware.loader: Secure Boot needs a secure-boot "
+			    "OVMF build (OVMF_CODE_4M.secboot.fd)");
+		/* Without enrolled keys Secure Boot enforces nothing. */
+		if (strstr(spec->nvram_template, ".ms.") == NULL)
+			return spec_err(errp,
+			    "firmware.nvram_template: Secure Boot needs "
+			    "enrolled keys (OVMF_VARS_4M.ms.fd)");
+	}
+	if (spec->disk_secret != NULL) {
+		if (!spec_uuid_valid(spec->disk_secret))
+			return spec_err(errp,
+			    "disk_encryption.secret: must be 8-4-4-4-12 hex "
+			    "digits");
+		if (spec->disk == NULL)
+			return spec_err(errp, "disk_encryption: needs a disk");
+	}
+	return 0;
+}
+
 int
 vm_spec_validate(const struct vm_spec *spec, char **errp)
 {
@@ -528,7 +563,9 @@ vm_spec_validate(const struct vm_spec *spec, char **errp)
 	    spec_validate_boot(spec, errp) == -1 ||
 	    spec_validate_net(spec, errp) == -1 ||
 	    spec_validate_tune(spec, errp) == -1 ||
-	    spec_validate_hostdevs(spec, errp) == -1)
+	    spec_validate_hostdevs(spec, errp) == -1 ||
+	    spec_validate_security(spec, errp) == -1 ||
+	    profile_check(spec, errp) == -1)
 		return -1;
 	return 0;
 }
@@ -914,12 +951,45 @@ spec_json_pci(struct vm_spec *spec, struct json_object *root, char **errp)
 }
 
 static int
+spec_json_security(struct vm_spec *spec, struct json_object *root, char **errp)
+{
+	static const char *const keys[] = {"secret"};
+	struct json_object *o;
+	char *s = NULL;
+	enum vm_class c;
+
+	if (spec_json_object(root, "disk_encryption", &o, errp) == -1)
+		return -1;
+	if (o != NULL &&
+	    (spec_json_keys(o, "disk_encryption", keys, nitems(keys), errp) ==
+		    -1 ||
+		spec_json_string(o, "disk_encryption", "secret",
+		    &spec->disk_secret, errp) == -1))
+		return -1;
+	if (o != NULL && spec->disk_secret == NULL)
+		return spec_err(errp, "disk_encryption.secret: required");
+	if (spec_json_string(root, "", "classification", &s, errp) == -1)
+		return -1;
+	if (s != NULL && vm_class_parse(s, &c) == -1) {
+		free(s);
+		return spec_err(errp,
+		    "classification: must be UNCLASSIFIED, CUI, SECRET or "
+		    "TOP SECRET");
+	}
+	if (s != NULL)
+		spec->classification = c;
+	free(s);
+	return 0;
+}
+
+static int
 spec_json_root(struct vm_spec *spec, struct json_object *root, char **errp)
 {
 	static const char *const keys[] = {"name", "uuid", "title",
 	    "description", "template", "arch", "type", "memory_mb", "vcpus",
 	    "cpu", "autostart", "firmware", "kernel", "disk", "seed_iso",
-	    "network", "vnc", "tpm", "memtune", "cputune", "usb", "pci"};
+	    "network", "vnc", "tpm", "memtune", "cputune", "usb", "pci",
+	    "secure_boot", "disk_encryption", "classification"};
 	/* Index order is the enums'. */
 	static const char *const arches[] = {"x86_64", "aarch64"};
 	static const char *const virts[] = {"kvm", "qemu", "xen"};
@@ -948,6 +1018,9 @@ spec_json_root(struct vm_spec *spec, struct json_object *root, char **errp)
 		-1 ||
 	    spec_json_bool(root, "vnc", &spec->vnc, errp) == -1 ||
 	    spec_json_bool(root, "tpm", &spec->tpm, errp) == -1 ||
+	    spec_json_bool(root, "secure_boot", &spec->secure_boot, errp) ==
+		-1 ||
+	    spec_json_security(spec, root, errp) == -1 ||
 	    spec_json_cpu(spec, root, errp) == -1 ||
 	    spec_json_boot(spec, root, errp) == -1 ||
 	    spec_json_net(spec, root, errp) == -1 ||

@@ -37,6 +37,18 @@ enum vm_virt {
 	VM_VIRT_XEN,
 };
 
+/*
+ * The Xen seed's classifications (profile.c maps each to what it requires).
+ * VM_CLASS_NONE: not given, nothing required, nothing recorded.
+ */
+enum vm_class {
+	VM_CLASS_NONE,
+	VM_CLASS_UNCLASSIFIED,
+	VM_CLASS_CUI,
+	VM_CLASS_SECRET,
+	VM_CLASS_TOP_SECRET,
+};
+
 /* VM_CPU_DEFAULT: host-passthrough under KVM, maximum under TCG. */
 enum vm_cpu_mode {
 	VM_CPU_DEFAULT,
@@ -98,6 +110,15 @@ struct vm_spec {
 
 	bool vnc; /* VNC without a TCP listener */
 	bool tpm; /* emulated TPM 2.0 */
+	/* UEFI Secure Boot: loader is a .secboot build, SMM on (x86_64). */
+	bool secure_boot;
+	/*
+	 * The disk is a LUKS-encrypted qcow2 whose passphrase is the libvirt
+	 * secret with this UUID; NULL: not encrypted.  The deploy pipeline makes
+	 * the secret and the volume; domxml only names them.
+	 */
+	char *disk_secret;
+	enum vm_class classification;
 
 	unsigned long long hard_limit_mb; /* memtune; 0: unset */
 	unsigned long long soft_limit_mb;
@@ -124,6 +145,18 @@ bool vm_utf8_valid(const char *s, size_t len);
 bool vm_mac_valid(const char *mac);
 const char *vm_arch_name(enum vm_arch);
 const char *vm_virt_name(enum vm_virt);
+
+/* profile.c: classification policy (pure) */
+#define PROFILE_TPM 0x1
+#define PROFILE_SECURE_BOOT 0x2
+#define PROFILE_ENCRYPTION 0x4
+#define PROFILE_NO_PCI 0x8
+const char *vm_class_name(enum vm_class);	/* "TOP SECRET", NULL: none */
+int vm_class_parse(const char *, enum vm_class *);	/* -1: unknown */
+unsigned profile_required(enum vm_class);	/* PROFILE_* bits */
+unsigned profile_recommended(enum vm_class);	/* PROFILE_* bits */
+/* 0 when the spec meets its classification; -1 and an xstrdup'd *errp. */
+int profile_check(const struct vm_spec *, char **errp);
 
 /* domxml.c */
 /* Validates, then returns malloc'd domain XML (caller frees) or NULL. */

@@ -468,6 +468,26 @@ void pci_api_devices(const struct api_request *, const char *,
 void pci_api_accel(const struct api_request *, const char *,
     struct api_response *);
 
+/*
+ * xen.c (x86: libvirt's libxl driver) or xen_none.c ("not built"): the
+ * backend registry.  The libvirt URI (xen:///system -> xen) or the config's
+ * backend word picks one; it says which domain type new VMs get and how
+ * consoles reach a guest.
+ */
+struct vm_backend {
+	const char	*name;		/* "qemu", "xen" */
+	enum vm_virt	 virt;		/* new VMs (qemu: kvmprobe may pick TCG) */
+	bool		 console_stream; /* virDomainOpenConsole */
+	bool		 graphics_fd;	/* virDomainOpenGraphicsFD; else VNC on
+					   127.0.0.1, proxied (xen_vnc_connect) */
+};
+/* name: NULL or "qemu"/"xen"; 0 and *bp, or -1 and a malloc'd *whyp. */
+int xen_backend_pick(const char *uri, const char *name,
+    const struct vm_backend **bp, char **whyp);
+bool xen_dom0_running(const char *proc_root);	/* PROC/xen exists */
+/* A socket to the guest's VNC, which must listen on 127.0.0.1 only. */
+int xen_vnc_connect(const char *live_xml, char **whyp);
+
 /* api.c: the router and handlers; knows nothing of libmicrohttpd */
 #define API_MAX_SEGS 8
 enum api_method { AM_GET = 1, AM_POST = 2, AM_PUT = 4, AM_DELETE = 8 };
