@@ -418,6 +418,10 @@ scr_plan(struct ui *u)
 	ui_put(u, u->a_head, "The plan: every change, in order%s",
 	    u->dry_run ? " (dry run: none will be made)" : "");
 	ui_put(u, 0, "%s", "");
+	if (!install)
+		ui_put(u, u->a_bad, "Cannot install: %s\n",
+		    u->plan->verdict_msg != NULL ? u->plan->verdict_msg
+						 : "nothing to do");
 	if (ui_needs_consent(u))
 		ui_put(u, u->a_warn,
 		    "This plan gives VMs the top of the DHCP pool, which needs "
@@ -1015,6 +1019,9 @@ ui_exit_code(const struct ui *u)
 	if (u->applied)
 		return u->apply_rc == 0 ? EXIT_OK : EXIT_FAILED;
 	if (u->dry_run && u->walked)
+		return u->plan->verdict;
+	/* a host that cannot have VMs (or a refused consent): as plan.c */
+	if (u->plan->verdict != 0 && (u->scr == SCR_HOST || u->scr == SCR_PLAN))
 		return u->plan->verdict;
 	return UI_EXIT_CANCELLED;
 }

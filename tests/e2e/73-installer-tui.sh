@@ -11,7 +11,8 @@
 #      Assistant screen (honest: no deploy from here; trust on first use),
 #      the summary, Exit -> status 0, session gone, the root unchanged;
 #   2. Ctrl-C: status 130, the terminal restored (alternate screen off) and
-#      the epilogue printed, the root unchanged;
+#      the epilogue printed, the root unchanged; the consent refused and q:
+#      status 3;
 #   3. a monochrome terminal (TERM=vt100): readable, reverse video for the
 #      focused button and no colour; q -> status 6;
 #   4. --root with the tests' answers (consent given): the screens apply the
@@ -208,6 +209,25 @@ rc=$(status)
 grep -q "Guardian VMs setup -" "$caps/$(printf %02d $n)-intr-restored.txt" && bad "Ctrl-C: the screens are still shown"
 end_session
 diff -r --no-dereference "$tmp/orig" "$tmp/root" || bad "Ctrl-C wrote under the root"
+
+# refusing the pool consent and quitting there: exit 3, like GVM_SHRINK_POOL=no
+start refuse "'$setup' --dry-run --root '$tmp/root'"
+shot refuse-welcome "1/7 Welcome"
+keys Enter
+shot refuse-host "2/7 Host check"
+keys Enter
+shot refuse-storage "3/7 Storage"
+keys Enter
+shot refuse-plan "4/7 Plan"
+keys Enter
+shot refuse-consent "Consent needed: the DHCP pool"
+keys n
+shot refuse-refused "Cannot install: no room for VM addresses outside the DHCP pool"
+keys q
+shot refuse-quit "left before installing: nothing was changed"
+rc=$(status)
+[ "$rc" = 3 ] || bad "refused consent, q: exit status $rc, not 3"
+end_session
 
 # ---- 3. monochrome ----------------------------------------------------------
 start mono "TERM=vt100 '$setup' --dry-run --root '$tmp/root'"
