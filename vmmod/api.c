@@ -59,6 +59,14 @@ static void
 h_console_page(const struct api_request *, const char *, struct api_response *);
 static void
 h_todo(const struct api_request *, const char *, struct api_response *);
+static void
+h_host_devices(const struct api_request *, const char *, struct api_response *);
+static void
+h_vm_devices(const struct api_request *, const char *, struct api_response *);
+static void
+h_vm_attach(const struct api_request *, const char *, struct api_response *);
+static void
+h_vm_detach(const struct api_request *, const char *, struct api_response *);
 
 static void
 h_templates(const struct api_request *, const char *, struct api_response *);
@@ -86,7 +94,7 @@ static const struct route routes[] = {
     {"/api/logout", API_NOAUTH, NULL, h_logout, NULL, NULL},
     {"/api/events", 0, h_events, NULL, NULL, NULL},
     {"/api/host", 0, h_host, NULL, NULL, NULL},
-    {"/api/host/devices", LV, h_todo, NULL, NULL, NULL},
+    {"/api/host/devices", LV, h_host_devices, NULL, NULL, NULL},
     {"/api/jobs", 0, h_jobs, NULL, NULL, NULL},
     {"/api/jobs/{id}", 0, h_job, NULL, NULL, h_job_cancel},
     /* the Xen seed's shapes; pci_none.c answers 501 where PCI is not built */
@@ -112,8 +120,8 @@ static const struct route routes[] = {
 	NULL, NULL},
     {"/api/vms/{name}/console/vnc", LV | API_NOAUTH, h_console_ws, NULL, NULL,
 	NULL},
-    {"/api/vms/{name}/devices", LV, h_todo, h_todo, NULL, NULL},
-    {"/api/vms/{name}/devices/{id}", LV, NULL, NULL, NULL, h_todo},
+    {"/api/vms/{name}/devices", LVS, h_vm_devices, h_vm_attach, NULL, NULL},
+    {"/api/vms/{name}/devices/{id}", LVS, NULL, NULL, NULL, h_vm_detach},
     /* the console page: a ticket or the console cookie (console.c) */
     {"/console/{name}", API_NOAUTH, h_console_page, NULL, NULL, NULL},
     /* XXX the console listener's own assets (xterm.js, noVNC) */
@@ -600,6 +608,8 @@ h_vm(const struct api_request *req, const char *name, struct api_response *resp)
 		resp_error(resp, 404, "not_found", "no such VM");
 		return;
 	}
+	/* USB devices it wants: attached, or waiting for a replug. */
+	json_object_object_add(vm, "devices", devices_vm_json(uuid));
 	resp_json(resp, 200, vm);
 }
 
@@ -905,6 +915,77 @@ h_todo(
     const struct api_request *req, const char *name, struct api_response *resp)
 {
 	resp_error(resp, 501, "not_implemented", "not implemented yet");
+}
+
+/* ---- devices (devices.c) ------------------------------------------------ */
+
+static void
+h_host_devices(
+    const struct api_request *req, const char *name, struct api_response *resp)
+{
+	resp_json(resp, 200, devices_host_json());
+}
+
+static void
+h_vm_devices(
+    const struct api_request *req, const char *name, struct api_response *resp)
+{
+	json_object *o;
+	char uuid[37];
+
+	if (vm_resolve(name, uuid, resp) == -1)
+		return;
+	o = json_object_new_object();
+	json_object_object_add(o, "usb", devices_vm_json(uuid));
+	resp_json(resp, 200, o);
+}
+
+static void
+h_vm_attach(
+    const struct api_request *req, const char *name, struct api_response *resp)
+{
+	static const char *const fields[] = {"usb", NULL};
+	struct api_error err = {0};
+	json_object *o, *dev = NULL, *r;
+	char uuid[37];
+	int rc;
+
+	if (vm_resolve(name, uuid, resp) == -1 ||
+	    body_take(req, fields, &o, resp) == -1)
+		return;
+	rc = devices_attach(uuid, o, &dev, &err);
+	json_object_put(o);
+	if (rc == -1) {
+		action_failed(req, "usb-attach", name, &err, resp);
+		return;
+	}
+	audit_log(req->peer, "usb-attach", name, "ok");
+	r = json_object_new_object();
+	json_object_object_add(r, "success", json_object_new_boolean(true));
+	json_object_object_add(r, "device", dev);
+	json_object_object_add(r, "devices", devices_vm_json(uuid));
+	resp_json(resp, 200, r);
+}
+
+static void
+h_vm_detach(
+    const struct api_request *req, const char *name, struct api_response *resp)
+{
+	static const char *const none[] = {NULL};
+	struct api_error err = {0};
+	json_object *o;
+	char uuid[37];
+
+	if (vm_resolve(name, uuid, resp) == -1 ||
+	    body_take(req, none, &o, resp) == -1)
+		return;
+	json_object_put(o);
+	if (devices_detach(uuid, req->seg[req->nseg - 1], &err) == -1) {
+		action_failed(req, "usb-detach", name, &err, resp);
+		return;
+	}
+	audit_log(req->peer, "usb-detach", name, "ok");
+	resp->status = 204;
 }
 
 void

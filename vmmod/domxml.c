@@ -409,6 +409,39 @@ domxml_consoles(struct dx *dx, const struct vm_spec *spec)
 	dx_end(dx);
 }
 
+/*
+ * A USB <hostdev>.  libvirt matches vendor/product; with bus set also the
+ * bus/device numbers, which is how devices.c picks one of two identical
+ * sticks (resolved from the serial at attach time and after a replug).
+ */
+static void
+domxml_usb(struct dx *dx, const struct vm_usbdev *u, unsigned bus,
+    unsigned device, bool optional)
+{
+	dx_start(dx, "hostdev");
+	dx_attr(dx, "mode", "subsystem");
+	dx_attr(dx, "type", "usb");
+	dx_attr(dx, "managed", "yes");
+	/* An unplugged stick must not keep the VM from starting. */
+	dx_start(dx, "source");
+	if (optional)
+		dx_attr(dx, "startupPolicy", "optional");
+	dx_start(dx, "vendor");
+	dx_attrf(dx, "id", "0x%04x", u->vendor);
+	dx_end(dx);
+	dx_start(dx, "product");
+	dx_attrf(dx, "id", "0x%04x", u->product);
+	dx_end(dx);
+	if (bus != 0) {
+		dx_start(dx, "address");
+		dx_attrf(dx, "bus", "%u", bus);
+		dx_attrf(dx, "device", "%u", device);
+		dx_end(dx);
+	}
+	dx_end(dx);
+	dx_end(dx);
+}
+
 static void
 domxml_hostdevs(struct dx *dx, const struct vm_spec *spec)
 {
@@ -416,21 +449,7 @@ domxml_hostdevs(struct dx *dx, const struct vm_spec *spec)
 	size_t i;
 
 	for (i = 0; i < spec->nusb; i++) {
-		dx_start(dx, "hostdev");
-		dx_attr(dx, "mode", "subsystem");
-		dx_attr(dx, "type", "usb");
-		dx_attr(dx, "managed", "yes");
-		/* An unplugged stick must not keep the VM from starting. */
-		dx_start(dx, "source");
-		dx_attr(dx, "startupPolicy", "optional");
-		dx_start(dx, "vendor");
-		dx_attrf(dx, "id", "0x%04x", spec->usb[i].vendor);
-		dx_end(dx);
-		dx_start(dx, "product");
-		dx_attrf(dx, "id", "0x%04x", spec->usb[i].product);
-		dx_end(dx);
-		dx_end(dx);
-		dx_end(dx);
+		domxml_usb(dx, &spec->usb[i], 0, 0, true);
 		if (dx->failed)
 			return;
 	}
@@ -699,6 +718,31 @@ domxml_build(const struct vm_spec *spec, char **errp)
 	}
 	xml = xstrdup((const char *)xmlBufferContent(buf));
 done:
+	xmlBufferFree(buf);
+	return xml;
+}
+
+char *
+domxml_usb_hostdev(
+    const struct vm_usbdev *u, unsigned bus, unsigned device, bool optional)
+{
+	struct dx dx = {NULL, 0};
+	xmlBufferPtr buf;
+	char *xml = NULL;
+
+	if ((buf = xmlBufferCreate()) == NULL ||
+	    (dx.w = xmlNewTextWriterMemory(buf, 0)) == NULL)
+		fatalx("%s: out of memory", __func__);
+	dx_check(&dx, xmlTextWriterSetIndent(dx.w, 1));
+	dx_check(&dx, xmlTextWriterSetIndentString(dx.w, BAD_CAST "  "));
+	domxml_usb(&dx, u, bus, device, optional);
+	if (!dx.failed)
+		dx_check(&dx, xmlTextWriterEndDocument(dx.w));
+	xmlFreeTextWriter(dx.w);
+	if (!dx.failed)
+		xml = xstrdup((const char *)xmlBufferContent(buf));
+	else
+		log_warnx("%s: libxml2 writer failed", __func__);
 	xmlBufferFree(buf);
 	return xml;
 }

@@ -161,5 +161,12 @@ int profile_check(const struct vm_spec *, char **errp);
 /* domxml.c */
 /* Validates, then returns malloc'd domain XML (caller frees) or NULL. */
 char *domxml_build(const struct vm_spec *, char **errp);
+/*
+ * One USB <hostdev> (attach/detach); bus 0: match vendor/product only.
+ * optional: startupPolicy='optional', for definitions; a live attach must
+ * not use it (libvirt then "attaches" an absent device as missing='yes').
+ */
+char *domxml_usb_hostdev(
+    const struct vm_usbdev *, unsigned bus, unsigned device, bool optional);
 
 #endif

@@ -1623,3 +1623,137 @@ virt_nwfilter_exists(const char *name)
 	virConnectClose(c);
 	return f != NULL;
 }
+
+/* ---- host devices (usb.c, devices) ---- */
+
+/*
+ * devices.c's libvirt steps, on HTTP threads and the USB hotplug thread.
+ * The domain is looked up by UUID each time; errors reach API callers
+ * without libvirt's text (that goes to the log).
+ */
+
+static virDomainPtr
+dev_dom(virConnectPtr *cp, const char *uuid, struct api_error *err)
+{
+	virDomainPtr dom;
+
+	if ((*cp = conn_get()) == NULL) {
+		api_error_set(
+		    err, 503, "libvirtd_down", "libvirtd is not reachable");
+		return NULL;
+	}
+	if ((dom = virDomainLookupByUUIDString(*cp, uuid)) == NULL) {
+		fail_libvirt(err, "find", uuid);
+		virConnectClose(*cp);
+		*cp = NULL;
+	}
+	return dom;
+}
+
+int
+virt_dom_xml(const char *uuid, bool inactive, char **xmlp, bool *runningp,
+    bool *persistentp, struct api_error *err)
+{
+	virConnectPtr c;
+	virDomainPtr dom;
+	int active;
+
+	*xmlp = NULL;
+	if ((dom = dev_dom(&c, uuid, err)) == NULL)
+		return -1;
+	active = virDomainIsActive(dom);
+	if (runningp != NULL)
+		*runningp = active == 1;
+	if (persistentp != NULL)
+		*persistentp = virDomainIsPersistent(dom) == 1;
+	/* A transient domain has no inactive definition. */
+	*xmlp = virDomainGetXMLDesc(dom,
+	    inactive && virDomainIsPersistent(dom) == 1
+		? VIR_DOMAIN_XML_INACTIVE
+		: 0);
+	if (*xmlp == NULL)
+		fail_libvirt(err, "read", uuid);
+	virDomainFree(dom);
+	virConnectClose(c);
+	return *xmlp != NULL ? 0 : -1;
+}
+
+int
+virt_dom_meta(
+    const char *uuid, bool inactive, char **metap, struct api_error *err)
+{
+	virConnectPtr c;
+	virDomainPtr dom;
+
+	*metap = NULL;
+	if ((dom = dev_dom(&c, uuid, err)) == NULL)
+		return -1;
+	*metap = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+	    SPEC_XMLNS,
+	    inactive ? VIR_DOMAIN_AFFECT_CONFIG : VIR_DOMAIN_AFFECT_CURRENT);
+	virDomainFree(dom);
+	virConnectClose(c);
+	/* No metadata of ours is no error: the VM wants no devices. */
+	if (*metap == NULL && last_code() != VIR_ERR_NO_DOMAIN_METADATA)
+		return -1;
+	return 0;
+}
+
+int
+virt_dom_set_meta(const char *uuid, const char *meta, bool live, bool config,
+    struct api_error *err)
+{
+	virConnectPtr c;
+	virDomainPtr dom;
+	unsigned flags = (live ? VIR_DOMAIN_AFFECT_LIVE : 0) |
+	    (config ? VIR_DOMAIN_AFFECT_CONFIG : 0);
+	int ret = 0;
+
+	if ((dom = dev_dom(&c, uuid, err)) == NULL)
+		return -1;
+	if (virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, meta,
+		SPEC_XMLNS_PREFIX, SPEC_XMLNS, flags) < 0)
+		ret = fail_libvirt(err, "update", uuid);
+	refresh_one(c, uuid);
+	virDomainFree(dom);
+	virConnectClose(c);
+	return ret;
+}
+
+int
+virt_hostdev(const char *uuid, const char *xml, bool attach, bool live,
+    bool config, struct api_error *err)
+{
+	virConnectPtr c;
+	virDomainPtr dom;
+	unsigned flags = (live ? VIR_DOMAIN_AFFECT_LIVE : 0) |
+	    (config ? VIR_DOMAIN_AFFECT_CONFIG : 0);
+	int rc, ret = 0;
+
+	if ((dom = dev_dom(&c, uuid, err)) == NULL)
+		return -1;
+	rc = attach ? virDomainAttachDeviceFlags(dom, xml, flags)
+		    : virDomainDetachDeviceFlags(dom, xml, flags);
+	if (rc < 0) {
+		log_warnx("usb: %s %s (%s): %s", attach ? "attach" : "detach",
+		    uuid, live ? "live" : "definition", last_error());
+		if (last_code() == VIR_ERR_NO_DOMAIN)
+			api_error_set(err, 404, "not_found", "no such VM");
+		else if (!state_connected())
+			api_error_set(err, 503, "libvirtd_down",
+			    "libvirtd is not reachable");
+		else
+			/* QEMU refused the host device, or libvirt the XML. */
+			api_error_set(err, 409,
+			    attach ? "attach_failed" : "detach_failed",
+			    "the USB device could not be %s %s (vmmod's log "
+			    "has details)",
+			    attach ? "attached to" : "detached from",
+			    live ? "the running VM" : "the VM's definition");
+		ret = -1;
+	}
+	refresh_one(c, uuid);
+	virDomainFree(dom);
+	virConnectClose(c);
+	return ret;
+}

@@ -290,6 +290,8 @@ main(int argc, char *argv[])
 	free(state_file);
 	if (deploy_init(&conf, &host, catalog, reserve) < 0)
 		log_warnx("deploys are not available");
+	/* USB passthrough: known devices, hotplug, re-attach. */
+	devices_init(&conf);
 	if (http_start(&conf) < 0) {
 		deploy_shutdown();
 		virt_shutdown();
@@ -326,6 +328,7 @@ main(int argc, char *argv[])
 	sd_notify(0, "STOPPING=1");
 	http_stop();
 	deploy_shutdown();
+	devices_shutdown();
 	virt_shutdown();
 	reserve_close(reserve);
 	catalog_free(catalog);

@@ -656,6 +656,87 @@ void console_api_page(const struct api_request *, const char *name,
 void console_api_ws(const struct api_request *, enum console_type,
     const char *uuid, struct api_response *);
 
+/*
+ * usb.c: host USB devices through libusb-1.0 (the only file with libusb.h).
+ * Strings come from sysfs; bus/address change on every replug, the port
+ * path ("1-1.2") names the socket.  The hotplug callback runs on usb.c's own
+ * thread.
+ */
+#define USB_STR_MAX 128
+struct usb_dev {
+	unsigned	 vendor, product;
+	unsigned	 bus, address;	/* libvirt's <address bus= device=> */
+	char		 port[32];	/* sysfs name: "1-1.2", root hubs "usb1" */
+	unsigned	 dev_class;	/* bDeviceClass */
+	bool		 hub;		/* hub or root hub: never passed through */
+	bool		 storage;	/* a mass-storage interface: may be the host's disk */
+	char		 serial[USB_STR_MAX];	/* "" when it has none */
+	char		 manufacturer[USB_STR_MAX];
+	char		 product_name[USB_STR_MAX];
+};
+typedef void (*usb_event_fn)(const struct usb_dev *, bool arrived);
+int usb_init(usb_event_fn);		/* hotplug thread when libusb has it */
+void usb_shutdown(void);
+int usb_scan(struct usb_dev **devsp, size_t *np);	/* malloc'd array */
+
+/*
+ * devices.c: the devices API.  Known devices come from a data file
+ * (templates/devices/usb-devices.json); the USB devices a VM wants are kept
+ * in its domain's <metadata><gvm:vm><gvm:usb vendor product serial|port/>,
+ * because libvirt matches hostdevs by vendor/product (and bus/device) only:
+ * vmmod resolves serial -> the current bus/device when attaching, when the
+ * device comes back (hotplug) and at start-up.
+ */
+struct usb_cfg {
+	unsigned	 vendor, product;
+	char		 serial[USB_STR_MAX];	/* "" : none, then port counts */
+	char		 port[32];
+};
+/* A usb <hostdev> of a domain's XML. */
+struct usb_hostdev {
+	unsigned	 vendor, product;
+	unsigned	 bus, device;	/* 0: no <address> */
+	bool		 missing;	/* live: libvirt's missing='yes', not in QEMU */
+	char		*xml;		/* the element, for detaching it */
+};
+int devices_init(const struct vmmod_conf *);
+void devices_shutdown(void);
+/* The known-device list from its file's text; -1 and *errp. */
+int devices_known_load_text(const char *json, char **errp);
+/* {"kind","name"} of a known device, or NULL. */
+json_object *devices_usb_known(const struct usb_dev *);
+/* "10c4:ea60:SERIAL", or "10c4:ea60@1-1.2" without a serial. */
+void devices_usb_id(unsigned vendor, unsigned product, const char *serial,
+    const char *port, char *buf, size_t size);
+bool devices_cfg_matches(const struct usb_cfg *, const struct usb_dev *);
+/* Pure XML helpers (libxml2): <gvm:vm> metadata and domain hostdevs. */
+size_t devices_meta_parse(const char *meta, struct usb_cfg **cfgp);
+char *devices_meta_build(const char *meta, const struct usb_cfg *, size_t n);
+size_t devices_hostdevs_parse(const char *domxml, struct usb_hostdev **hdp);
+void devices_hostdevs_free(struct usb_hostdev *, size_t n);
+/* The hotplug handler: usb.c's callback and the tests' synthetic events. */
+void devices_usb_event(const struct usb_dev *, bool arrived);
+/* Re-attaches configured devices that are present (start-up, rescans). */
+void devices_reconcile(void);
+json_object *devices_host_json(void);			/* {"usb":[],"pci":[]} */
+json_object *devices_vm_json(const char *uuid);		/* [{id,name,state}] */
+int devices_attach(const char *uuid, json_object *body, json_object **devp,
+    struct api_error *);
+int devices_detach(const char *uuid, const char *id, struct api_error *);
+
+/* virt.c, host devices (devices.c): no libvirt text in *err. */
+/* The domain's XML (inactive: its persistent definition), its state. */
+int virt_dom_xml(const char *uuid, bool inactive, char **xmlp,
+    bool *runningp, bool *persistentp, struct api_error *);
+/* Our <gvm:vm> metadata element (*metap NULL when there is none). */
+int virt_dom_meta(const char *uuid, bool inactive, char **metap,
+    struct api_error *);
+int virt_dom_set_meta(const char *uuid, const char *meta, bool live,
+    bool config, struct api_error *);
+/* Attaches (or detaches) a <hostdev> live and/or to the definition. */
+int virt_hostdev(const char *uuid, const char *xml, bool attach, bool live,
+    bool config, struct api_error *);
+
 /* audit.c: one line per state change */
 int audit_open(const char *path);
 void audit_log(const char *peer, const char *action, const char *vm,

@@ -372,8 +372,8 @@ START_TEST(test_handlers)
 	    "bad_handshake");
 	expect("GET", "/console/ubuntu22.04", NULL, 401, "no_ticket");
 
-	/* later issues: 501, not 404 */
-	expect("GET", "/api/host/devices", NULL, 501, "not_implemented");
+	/* No USB on the build hosts: an empty list, not an error. */
+	expect("GET", "/api/host/devices", NULL, 200, NULL);
 
 	/* libvirtd away: VM routes answer 503 at once, status still 200 */
 	state_set_connected(false);
