@@ -138,7 +138,9 @@ ui_wrap(struct ui *u, const char *s, int attr)
 	if (w < 20)
 		w = 20;
 	for (;;) {
-		size_t pre = first ? 0 : ind + (s[ind] == '-' ? 2 : 0);
+		size_t pre = first
+		    ? 0
+		    : ind + (s[ind] == '-' && s[ind + 1] == ' ' ? 2 : 0);
 		size_t room = w > pre + 10 ? w - pre : 10;
 
 		len = strlen(p);
