@@ -160,9 +160,13 @@ expect 404 unknown_template POST /api/vms/create '{"template":"x","name":"y"}'
 expect 404 not_found GET /api/jobs/j-1
 expect 404 not_found DELETE /api/jobs/j-1
 expect 200 - GET /api/jobs
-expect 501 not_implemented POST /api/vms/ubuntu22.04/console '{"type":"serial"}'
-expect 501 not_implemented GET /api/host/devices
-expect 501 not_implemented GET /api/vms/ubuntu22.04/devices
+# consoles (50-console), devices (80-usb) and PCI (unit) test the details
+expect 409 wrong_state POST /api/vms/ubuntu22.04/console '{"type":"serial"}'
+expect 200 - GET /api/host/devices
+check "host devices has usb and pci arrays" jqe '(.usb | type == "array") and (.pci | type == "array")' "$d/out"
+expect 200 - GET /api/vms/ubuntu22.04/devices
+check "VM devices has a usb array" jqe '.usb | type == "array"' "$d/out"
+expect 404 not_found GET /api/vms/nope/devices
 
 # ------------------------------------------------------------ SSE + actions
 curl -sS -N "${S[@]}" --max-time 120 http://vmmod/api/events >"$d/sse" 2>"$d/sse.err" &
