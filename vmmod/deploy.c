@@ -787,6 +787,45 @@ job_cancelled(struct job *j, char **errp)
 }
 
 /*
+ * Trust on first use: data_dir/pins/TEMPLATE holds "SHA256 URL" of the
+ * first verified download of an unpinned image; later deploys of the same
+ * URL must match it.
+ */
+static int
+pin_read(const char *tid, const char *url, char sha[65])
+{
+	char path[PATH_MAX], *text, *sp;
+	int ret = -1;
+
+	snprintf(path, sizeof(path), "%s/pins/%s", data_dir, tid);
+	if ((text = read_file(path, 8192, NULL)) == NULL)
+		return -1;
+	text[strcspn(text, "\n")] = '\0';
+	if ((sp = strchr(text, ' ')) != NULL && sp - text == 64 &&
+	    strcmp(sp + 1, url) == 0) {
+		memcpy(sha, text, 64);
+		sha[64] = '\0';
+		ret = 0;
+	}
+	free(text);
+	return ret;
+}
+
+static void
+pin_write(const char *tid, const char *url, const char *sha)
+{
+	char path[PATH_MAX], *line;
+
+	snprintf(path, sizeof(path), "%s/pins", data_dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/pins/%s", data_dir, tid);
+	xasprintf(&line, "%s %s\n", sha, url);
+	if (write_file_atomic(path, line, strlen(line), 0600) < 0)
+		log_warn("%s: %s", __func__, path);
+	free(line);
+}
+
+/*
  * Two deploys of one pinned image: the first makes the base, the second
  * waits for it (and then finds it) instead of decompressing it a second time
  * onto the same file.
@@ -855,6 +894,8 @@ job_pipeline(struct job *j, char **errp)
 	char nvram[PATH_MAX], vol[SPEC_NAME_MAX + 16], *xml = NULL;
 	char uuid[37];
 	const char *why;
+	char pin[65];
+	const char *want;
 	bool have_base = false;
 	int ret = -1, r;
 
@@ -873,36 +914,38 @@ job_pipeline(struct job *j, char **errp)
 
 	/* downloading, verifying: a read-only base per digest, shared */
 	job_phase(j, JOB_PHASE_DOWNLOADING);
-	if (im->sha256 != NULL) {
-		if (base_claim(j, im->sha256) < 0)
+	/* An unpinned image trusted once is held to that digest since. */
+	if ((want = im->sha256) == NULL && pin_read(t->id, im->url, pin) == 0)
+		want = pin;
+	if (want != NULL) {
+		if (base_claim(j, want) < 0)
 			return job_cancelled(j, errp);
-		snprintf(
-		    base, sizeof(base), "%s/base-%s.img", pool_dir, im->sha256);
+		snprintf(base, sizeof(base), "%s/base-%s.img", pool_dir, want);
 		have_base = access(base, R_OK) == 0;
 	}
 	if (!have_base) {
 		memset(&fr, 0, sizeof(fr));
 		fr.url = im->url;
-		fr.sha256 = im->sha256;
+		fr.sha256 = want;
 		fr.size = im->size;
 		fr.comp = im->xz ? FETCH_COMP_XZ : FETCH_COMP_NONE;
 		fr.cache_dir = cache_dir;
 		snprintf(tofu, sizeof(tofu), "%s/base-tofu-%s.img", pool_dir,
 		    j->info.id);
-		if (im->sha256 == NULL)
+		if (want == NULL)
 			job_made(j, JOB_MADE_TOFU);
-		fr.out_path = im->sha256 != NULL ? base : tofu;
+		fr.out_path = want != NULL ? base : tofu;
 		memset(&res, 0, sizeof(res));
 		r = fetch_image(&fr, &j->prog, &res, errp);
-		if (im->sha256 != NULL)
-			base_release(im->sha256);
+		if (want != NULL)
+			base_release(want);
 		if (r < 0)
 			return -1;
 		pthread_mutex_lock(&deploy_mtx);
 		snprintf(
 		    j->info.sha256, sizeof(j->info.sha256), "%s", res.sha256);
 		pthread_mutex_unlock(&deploy_mtx);
-		if (im->sha256 == NULL) {
+		if (want == NULL) {
 			snprintf(base, sizeof(base), "%s/base-%s.img", pool_dir,
 			    res.sha256);
 			if (access(base, R_OK) == 0)
@@ -915,12 +958,12 @@ job_pipeline(struct job *j, char **errp)
 			log_info("job %s: %s image trusted on first use: "
 				 "sha256 %s",
 			    j->info.id, t->id, res.sha256);
+			pin_write(t->id, im->url, res.sha256);
 		}
 	} else {
-		base_release(im->sha256);
+		base_release(want);
 		pthread_mutex_lock(&deploy_mtx);
-		snprintf(
-		    j->info.sha256, sizeof(j->info.sha256), "%s", im->sha256);
+		snprintf(j->info.sha256, sizeof(j->info.sha256), "%s", want);
 		pthread_mutex_unlock(&deploy_mtx);
 	}
 	if (job_cancelled(j, errp) < 0)
@@ -932,7 +975,7 @@ job_pipeline(struct job *j, char **errp)
 	    image_check_format(&info, im->format, errp) < 0) {
 		/* A bad image is no cache: the next deploy downloads again. */
 		unlink(base);
-		if (im->sha256 != NULL || have_base)
+		if (j->info.sha256[0] != '\0')
 			fetch_cache_drop(cache_dir, j->info.sha256);
 		return -1;
 	}

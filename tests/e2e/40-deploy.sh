@@ -362,6 +362,22 @@ expect 204 - DELETE "/api/vms/tw2?remove_disk=true"
 check "twin tw1 deleted: nothing left" nothing_left tw1
 check "twin tw2 deleted: nothing left" nothing_left tw2
 
+# ------------------------------------------------------------ trust on first use
+n0=$(grep -c '^GET /a/haos.qcow2.xz' "$d/srv.log")
+create '{"template":"unpinned","name":"t1","trust_unpinned":true}'
+wait_job "$job" succeeded failed cancelled
+check "unpinned t1 (trust_unpinned) succeeded, pinned false, digest computed" \
+	jqe --arg s "$sha_a" '.state == "succeeded" and (.pinned | not) and .sha256 == $s' "$d/out"
+check "TOFU: the digest is pinned locally" grep -q "^$sha_a http" "$d/data/pins/unpinned"
+check "TOFU: it was downloaded" [ "$(grep -c '^GET /a/haos.qcow2.xz' "$d/srv.log")" = $((n0 + 1)) ]
+create '{"template":"unpinned","name":"t2","trust_unpinned":true}'
+wait_job "$job" succeeded failed cancelled
+check "TOFU: the next deploy uses the local pin (no download)" \
+	bash -c "jq -e '.state == \"succeeded\"' '$d/out' >/dev/null && [ \"\$(grep -c '^GET /a/haos.qcow2.xz' '$d/srv.log')\" = $((n0 + 1)) ]"
+expect 204 - DELETE "/api/vms/t1?remove_disk=true"
+expect 204 - DELETE "/api/vms/t2?remove_disk=true"
+check "TOFU VMs deleted: nothing left" nothing_left t1
+
 # ------------------------------------------------------------ cloud image + seed ISO
 expect 400 missing_field POST /api/vms/create '{"template":"cloudy","name":"cl1"}'
 create '{"template":"cloudy","name":"cl1","cloud_init":{"user":"bob","password":"secret-pw1"}}'
