@@ -132,6 +132,7 @@ template twin "http://127.0.0.1:$port_srv/a/twin.qcow2.xz" "$sha_o" \
 jq '.id = "cloudy" | .kind = "cloud-image" | .web = null |
     .cloud_init = {needs_login: true, user_data: {packages: ["curl"]}}' \
 	"$d/templates/twin.json" >"$d/templates/cloudy.json"
+template missing "http://127.0.0.1:$port_srv/a/nope.qcow2.xz" "$(printf 'b%.0s' $(seq 64))"
 cp "$top/templates/demo.json" "$d/templates/"
 
 # ------------------------------------------------------------ vmmod
@@ -300,6 +301,12 @@ check "bad checksum: job failed" jqe '.state == "failed"' "$d/out"
 check "bad checksum: error says checksum" bash -c "jq -r .error '$d/out' | grep -qi checksum"
 check "bad checksum: nothing left" nothing_left bad1
 
+# ------------------------------------------------------------ 404
+create '{"template":"missing","name":"gone1"}'
+wait_job "$job" failed succeeded cancelled
+check "404: job failed, the error says so" jqe '.state == "failed" and (.error | test("404"))' "$d/out"
+check "404: nothing left" nothing_left gone1
+
 # ------------------------------------------------------------ cancel mid-download
 create '{"template":"slow","name":"slow1"}'
 end=$((SECONDS + 30))
@@ -331,7 +338,7 @@ check "after restart: job kill1 failed with a reason" \
 	jqe '.state == "failed" and (.error | test("stopped"))' "$d/out"
 check "after restart: nothing of kill1 left" nothing_left kill1
 expect 200 - GET /api/jobs
-check "job list has all 4 jobs so far" jqe '.jobs | length == 4' "$d/out"
+check "job list has all 5 jobs so far" jqe '.jobs | length == 5' "$d/out"
 check "ha1 survived the restart" bash -c "virsh domstate ha1 | grep -q running"
 
 # ------------------------------------------------------------ delete releases
@@ -354,6 +361,8 @@ wait_job "$j2" succeeded failed cancelled
 check "twin tw2 succeeded" jqe '.state == "succeeded"' "$d/out"
 check "two deploys of one image: downloaded once" \
 	[ "$(grep -c '^GET /a/twin.qcow2.xz' "$d/srv.log")" = 1 ]
+check "…resuming (Range) what the killed job had downloaded of that digest" \
+	grep -q '^GET /a/twin.qcow2.xz range=bytes=[1-9]' "$d/srv.log"
 check "both overlays on the one base" bash -c \
 	"[ \"\$(ls '$d/data/pool' | grep -c '^base-$sha_o')\" = 1 ] &&
 	 qemu-img info -U --output=json '$d/data/pool/tw2.qcow2' | grep -q 'base-$sha_o'"
