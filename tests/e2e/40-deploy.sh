@@ -11,8 +11,12 @@
 #     checksum, cancel mid-download (slow server), vmmod SIGKILLed mid-job
 #     (restart: job failed, leftovers gone); refused before any download:
 #     duplicate name, unpinned without trust_unpinned, RAM budget
+#   - also: 404, free space checked first, two deploys of one image at once
+#     (one download, resuming the killed job's partial one with Range, one
+#     base), trust on first use (digest shown and pinned locally, no second
+#     download), a cloud image's cloud-init seed ISO (cidata) as a pool volume
 #   - the x86_64 appliance through the demo-style file:// template
-#   - deleting a deployed VM releases its reservation
+#   - deleting a deployed VM releases its reservation and removes disk + seed
 # Run it alone with:  sudo tests/sandbox.sh -- tests/e2e/40-deploy.sh
 set -u
 top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
