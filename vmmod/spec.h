@@ -151,10 +151,10 @@ const char *vm_virt_name(enum vm_virt);
 #define PROFILE_SECURE_BOOT 0x2
 #define PROFILE_ENCRYPTION 0x4
 #define PROFILE_NO_PCI 0x8
-const char *vm_class_name(enum vm_class);	/* "TOP SECRET", NULL: none */
-int vm_class_parse(const char *, enum vm_class *);	/* -1: unknown */
-unsigned profile_required(enum vm_class);	/* PROFILE_* bits */
-unsigned profile_recommended(enum vm_class);	/* PROFILE_* bits */
+const char *vm_class_name(enum vm_class); /* "TOP SECRET", NULL: none */
+int vm_class_parse(const char *, enum vm_class *); /* -1: unknown */
+unsigned profile_required(enum vm_class); /* PROFILE_* bits */
+unsigned profile_recommended(enum vm_class); /* PROFILE_* bits */
 /* 0 when the spec meets its classification; -1 and an xstrdup'd *errp. */
 int profile_check(const struct vm_spec *, char **errp);
 
