@@ -33,11 +33,11 @@ app=$top/build/appliance/$arch
 
 # ---- inside the sandbox: network, dnsmasq, the demo VM -------------------
 if [ "${GVM_SANDBOX:-}" = 1 ]; then
-	mkdir -p /run/gvm/hosts
+	mkdir -p /run/gvm/hosts /run/gvm/names
 	ip link add br0 type bridge
 	ip addr add 192.168.4.1/27 dev br0
 	ip link set br0 up
-	echo "52:54:00:04:18:18,192.168.4.24,demo" > /run/gvm/hosts/demo
+	echo "52:54:00:04:18:18,192.168.4.20,demo" > /run/gvm/hosts/demo
 	dnsmasq --conf-file=/dev/null --interface=br0 --bind-interfaces \
 		--except-interface=lo --port=0 \
 		--dhcp-range=192.168.4.2,192.168.4.23,255.255.255.224,12h \
@@ -106,6 +106,8 @@ cat > "$demo/vmmod.conf" <<CONF
 # written by tools/demo.sh
 lease_file = $run/gvm/dnsmasq.leases
 reservations_dir = $run/gvm/hosts
+hosts_dir = $run/gvm/names
+appliance_dir = $top/build/appliance
 accel = tcg
 socket_group =
 CONF
