@@ -184,14 +184,15 @@ usb_hotplug_cb(
 	return 0; /* stay registered */
 }
 
+/*
+ * Blocks until libusb has something to do: no periodic wake-ups while idle.
+ * usb_shutdown() sets hotplug_quit and interrupts the wait.
+ */
 static void *
 usb_hotplug_main(void *arg)
 {
-	struct timeval tv = {1, 0};
-
 	while (!hotplug_quit)
-		libusb_handle_events_timeout_completed(
-		    ctx, &tv, (int *)&hotplug_quit);
+		libusb_handle_events_completed(ctx, (int *)&hotplug_quit);
 	return NULL;
 }
 
@@ -238,8 +239,9 @@ usb_shutdown(void)
 		return;
 	if (hotplug_running) {
 		hotplug_quit = 1;
-		/* Deregistering wakes the event loop. */
+		/* Deregistering wakes the event loop; the interrupt makes sure. */
 		libusb_hotplug_deregister_callback(ctx, hotplug_handle);
+		libusb_interrupt_event_handler(ctx);
 		pthread_join(hotplug_tid, NULL);
 		hotplug_running = false;
 	}
