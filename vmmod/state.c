@@ -19,6 +19,7 @@ struct vm_entry {
 	struct vm_stats stats;
 	bool has_stats;
 	time_t started; /* when we saw it start, 0 unknown */
+	bool web_ready; /* its web UI answered since it started */
 };
 
 static pthread_mutex_t state_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -204,23 +205,39 @@ json_add_str(json_object *o, const char *key, const char *val)
 	    o, key, val != NULL ? json_object_new_string(val) : NULL);
 }
 
-/* Called with state_mtx held. */
-static json_object *
-entry_json(const struct vm_entry *e)
+/*
+ * Where a VM's web UI is: its address (our reservation first, then what
+ * dnsmasq handed out; NULL when unknown), scheme and port (0: none).
+ * Called with state_mtx held.
+ */
+static const char *
+entry_web(const struct vm_entry *e, char rip[16], const char **schemep,
+    unsigned *portp)
 {
-	json_object *o = json_object_new_object(), *st, *cons;
-	const char *ip = NULL, *scheme = e->f.web_scheme;
-	char *url = NULL, pct[32], rip[16];
-	unsigned port = e->f.web_port;
+	const char *ip = NULL;
 
-	/* Our reservation first, then what dnsmasq handed out. */
+	*schemep = e->f.web_scheme;
+	*portp = e->f.web_port;
 	if (e->f.name != NULL && deploy_vm_ip(e->f.name, rip) == 0)
 		ip = rip;
 	else if (e->f.mac != NULL && leases != NULL)
 		ip = leases_ip_for_mac(leases, e->f.mac);
 	/* The template knows the web UI when the domain XML does not. */
-	if (port == 0)
-		deploy_vm_web(e->f.template_id, &scheme, &port);
+	if (*portp == 0)
+		deploy_vm_web(e->f.template_id, schemep, portp);
+	return ip;
+}
+
+/* Called with state_mtx held. */
+static json_object *
+entry_json(const struct vm_entry *e)
+{
+	json_object *o = json_object_new_object(), *st, *cons;
+	const char *ip, *scheme;
+	char *url = NULL, pct[32], rip[16];
+	unsigned port;
+
+	ip = entry_web(e, rip, &scheme, &port);
 	json_add_str(o, "name", e->f.name);
 	json_add_str(o, "uuid", e->f.uuid);
 	json_add_str(o, "state", vm_state_name(e->f.state));
@@ -253,9 +270,9 @@ entry_json(const struct vm_entry *e)
 		    json_object_new_int64(time(NULL) - e->started));
 	else
 		json_object_object_add(o, "uptime_s", NULL);
-	/* XXX web_ready needs the readiness probe of the deploy pipeline. */
-	json_object_object_add(
-	    o, "web_ready", port != 0 ? json_object_new_boolean(false) : NULL);
+	/* webprobe.c says when the web UI answers ("preparing…" until then). */
+	json_object_object_add(o, "web_ready",
+	    port != 0 ? json_object_new_boolean(e->web_ready) : NULL);
 	st = json_object_new_object();
 	if (e->has_stats && e->f.state == VS_RUNNING) {
 		/* One decimal, printed as such (not 52.200000000000003). */
@@ -313,6 +330,10 @@ put_locked(const struct vm_facts *f)
 			e->started = time(NULL);
 		if (f->state != VS_RUNNING && f->state != VS_PAUSED)
 			e->has_stats = false;
+		if (f->state != VS_RUNNING)
+			e->web_ready = false;
+		else
+			webprobe_kick();
 		vm_facts_clear(&e->f);
 		facts_copy(&e->f, f);
 		table_gen++;
@@ -326,6 +347,8 @@ put_locked(const struct vm_facts *f)
 	memset(e, 0, sizeof(*e));
 	facts_copy(&e->f, f);
 	table_gen++;
+	if (f->state == VS_RUNNING)
+		webprobe_kick();
 	return true;
 }
 
@@ -540,6 +563,10 @@ state_set_state(const char *uuid, enum vm_state st)
 			e->started = time(NULL);
 		if (st != VS_RUNNING && st != VS_PAUSED)
 			e->has_stats = false;
+		if (st != VS_RUNNING)
+			e->web_ready = false;
+		else
+			webprobe_kick();
 		e->f.state = st;
 		table_gen++;
 		publish_entry(e);
@@ -650,5 +677,52 @@ state_counts(unsigned counts[VS_STARTING + 1])
 	for (i = 0; i < nvms; i++)
 		if ((size_t)vms[i].f.state <= VS_STARTING)
 			counts[vms[i].f.state]++;
+	pthread_mutex_unlock(&state_mtx);
+}
+
+/*
+ * Running VMs whose web UI has an address but has not answered yet: what
+ * webprobe.c tries.  Returns how many were put in the malloc'd *outp.
+ */
+size_t
+state_web_targets(struct web_target **outp)
+{
+	struct web_target *t = NULL;
+	const char *ip, *scheme;
+	char rip[16];
+	unsigned port;
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&state_mtx);
+	refresh_leases();
+	for (i = 0; i < nvms; i++) {
+		if (vms[i].f.state != VS_RUNNING || vms[i].web_ready)
+			continue;
+		ip = entry_web(&vms[i], rip, &scheme, &port);
+		if (ip == NULL || port == 0)
+			continue;
+		t = xreallocarray(t, n + 1, sizeof(*t));
+		memcpy(t[n].uuid, vms[i].f.uuid, sizeof(t[n].uuid));
+		snprintf(t[n].ip, sizeof(t[n].ip), "%s", ip);
+		t[n].port = port;
+		n++;
+	}
+	pthread_mutex_unlock(&state_mtx);
+	*outp = t;
+	return n;
+}
+
+void
+state_set_web_ready(const char *uuid)
+{
+	struct vm_entry *e;
+
+	pthread_mutex_lock(&state_mtx);
+	if ((e = find_uuid(uuid)) != NULL && e->f.state == VS_RUNNING &&
+	    !e->web_ready) {
+		e->web_ready = true;
+		table_gen++;
+		publish_entry(e);
+	}
 	pthread_mutex_unlock(&state_mtx);
 }

@@ -292,6 +292,8 @@ main(int argc, char *argv[])
 		log_warnx("deploys are not available");
 	/* USB passthrough: known devices, hotplug, re-attach. */
 	devices_init(&conf);
+	/* "preparing…" until a VM's web UI answers. */
+	webprobe_start();
 	if (http_start(&conf) < 0) {
 		deploy_shutdown();
 		virt_shutdown();
@@ -330,6 +332,7 @@ main(int argc, char *argv[])
 	deploy_shutdown();
 	devices_shutdown();
 	virt_shutdown();
+	webprobe_stop();
 	reserve_close(reserve);
 	catalog_free(catalog);
 	state_free();

@@ -271,6 +271,24 @@ void state_remove(const char *uuid);
 void state_replace_all(const struct vm_facts *, size_t n); /* resync */
 void state_set_connected(bool);
 void state_set_stats(const char *uuid, const struct vm_stats *);
+/* For webprobe.c: running VMs whose web UI has not answered yet. */
+struct web_target {
+	char uuid[37];
+	char ip[16];
+	unsigned port;
+};
+size_t state_web_targets(struct web_target **);
+void state_set_web_ready(const char *uuid);
+
+/*
+ * webprobe.c: tells when a VM's web UI answers (a TCP connect to its
+ * address and port), so the dashboard shows "preparing…" until then.  Sleeps
+ * until a VM starts; probes every few seconds only while one is preparing.
+ */
+int webprobe_start(void);
+void webprobe_stop(void);
+void webprobe_kick(void);
+bool webprobe_answers(const char *ip, unsigned port, int timeout_ms);
 /* Snapshots built under the table lock; the caller owns the result. */
 json_object *state_vms_json(void); /* {"vms":[VM...]} */
 /* The same serialized; cached until the table (or the second) changes. */

@@ -2,8 +2,13 @@
  * domparse.c (facts from domain XML), events.c (the SSE ring) and state.c
  * (the domain table and its JSON).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "vmmod.h"
 #include "testutil.h"
@@ -213,6 +218,73 @@ START_TEST(test_state_table)
 }
 END_TEST
 
+START_TEST(test_webprobe)
+{
+	struct vmmod_conf conf;
+	struct host_facts host = {.arch = "x86_64", .accel = "tcg"};
+	struct sockaddr_in sin;
+	struct vm_facts f;
+	socklen_t len = sizeof(sin);
+	json_object *o;
+	char dir[] = "/tmp/gvm-probe-XXXXXX", *path, line[128];
+	bool ready = false;
+	int lfd, i;
+
+	/* A listener stands in for the VM's web UI, at 127.0.0.1:port. */
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+	ck_assert(!webprobe_answers("127.0.0.1", ntohs(sin.sin_port), 500));
+	ck_assert(!webprobe_answers("not-an-ip", 80, 500));
+
+	/* The VM's address comes from a dnsmasq reservation file. */
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	xasprintf(&path, "%s/web", dir);
+	snprintf(line, sizeof(line), "52:54:00:04:18:18,127.0.0.1,web\n");
+	ck_assert_int_eq(write_file_atomic(path, line, strlen(line), 0644), 0);
+	memset(&conf, 0, sizeof(conf));
+	conf.reservations_dir = dir;
+	state_init(&conf, &host);
+	facts(&f, "bbbbbbbb-0000-0000-0000-000000000001", "web", VS_RUNNING);
+	f.web_port = ntohs(sin.sin_port);
+	state_replace_all(&f, 1);
+	ck_assert_int_eq(webprobe_start(), 0);
+	o = state_vm_json("web");
+	ck_assert(
+	    !json_object_get_boolean(json_object_object_get(o, "web_ready")));
+	json_object_put(o);
+
+	/* The web UI starts answering: the probe notices within seconds. */
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	for (i = 0; i < 150 && !ready; i++) {
+		o = state_vm_json("web");
+		ready = json_object_get_boolean(
+		    json_object_object_get(o, "web_ready"));
+		json_object_put(o);
+		if (!ready)
+			usleep(100000);
+	}
+	ck_assert_msg(ready, "web_ready never turned true");
+	/* Stopped VMs are not ready any more. */
+	f.state = VS_SHUTOFF;
+	state_put(&f);
+	o = state_vm_json("web");
+	ck_assert(
+	    !json_object_get_boolean(json_object_object_get(o, "web_ready")));
+	json_object_put(o);
+	webprobe_stop();
+	vm_facts_clear(&f);
+	state_free();
+	close(lfd);
+	unlink(path);
+	rmdir(dir);
+	free(path);
+}
+END_TEST
+
 Suite *
 suite_state(void)
 {
@@ -224,6 +296,7 @@ suite_state(void)
 	tcase_add_test(tc, test_domparse_garbage);
 	tcase_add_test(tc, test_events_ring);
 	tcase_add_test(tc, test_state_table);
+	tcase_add_test(tc, test_webprobe);
 	suite_add_tcase(s, tc);
 	return s;
 }
