@@ -78,6 +78,9 @@ if [ -e "$run/gvm-sandbox.uri" ]; then
 fi
 mkdir -p "$demo"
 rm -rf "$run"
+# Each demo starts with a fresh libvirtd, so vmmod's own state starts fresh
+# too (the image cache stays).
+rm -rf "$demo/jobs" "$demo/pool" "$demo/reservations.json"
 
 sandbox_pid="" vmmod_pid=""
 cleanup() {
