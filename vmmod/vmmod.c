@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,14 @@ main(int argc, char *argv[])
 	int ch, debug = 0, sig;
 	sigset_t set;
 
+	/*
+	 * A small daemon with a dozen threads: glibc would give busy threads
+	 * arenas of their own and keep what they freed.  Two arenas and a
+	 * fixed trim threshold hand memory back after a burst of requests.
+	 */
+	mallopt(M_ARENA_MAX, 2);
+	mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	log_init("vmmod", 0);
 	while ((ch = getopt_long(argc, argv, "df:nhV", longopts, NULL)) != -1) {
 		switch (ch) {
