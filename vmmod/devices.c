@@ -763,6 +763,178 @@ devices_vm_json(const char *uuid)
 	return arr;
 }
 
+/* ---- per-VM summaries for the VM list ----------------------------------- */
+
+/*
+ * GET /api/vms and the SSE "vm" events carry each VM's devices, but their
+ * path never asks libvirt: state.c's entry_json reads the summary kept here
+ * (devices_vm_summary, under sum_mtx only; lock order state_mtx -> sum_mtx).
+ * A worker recomputes the summary of a VM that devices_kick marked (its
+ * state changed, a device was attached, detached, plugged or unplugged) and,
+ * when it differs, has state.c publish the VM again (state_touch).
+ */
+struct vm_summary {
+	char uuid[37];
+	json_object *arr; /* [{id,name,state}] */
+};
+
+static pthread_mutex_t sum_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sum_cond = PTHREAD_COND_INITIALIZER;
+static struct vm_summary *sums;
+static size_t nsums;
+static char (*sum_dirty)[37];
+static size_t nsum_dirty;
+static bool sum_all_dirty, sum_quit, sum_started;
+static pthread_t sum_tid;
+
+json_object *
+devices_vm_summary(const char *uuid)
+{
+	json_object *arr = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&sum_mtx);
+	for (i = 0; i < nsums; i++)
+		if (strcmp(sums[i].uuid, uuid) == 0) {
+			json_object_deep_copy(sums[i].arr, &arr, NULL);
+			break;
+		}
+	pthread_mutex_unlock(&sum_mtx);
+	return arr != NULL ? arr : json_object_new_array();
+}
+
+/* The list's form of devices_vm_json's array: id, name and state. */
+static json_object *
+summary_of(json_object *full)
+{
+	static const char *const keep[] = {"id", "name", "state", NULL};
+	json_object *arr = json_object_new_array(), *o, *e, *v;
+	size_t i, k, n = json_object_array_length(full);
+
+	for (i = 0; i < n; i++) {
+		e = json_object_array_get_idx(full, i);
+		o = json_object_new_object();
+		for (k = 0; keep[k] != NULL; k++)
+			json_object_object_add(o, keep[k],
+			    json_object_object_get_ex(e, keep[k], &v)
+				? json_object_get(v)
+				: NULL);
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+bool
+devices_summary_set(const char *uuid, json_object *arr)
+{
+	struct vm_summary *s = NULL;
+	bool changed = true;
+	size_t i;
+
+	pthread_mutex_lock(&sum_mtx);
+	for (i = 0; i < nsums; i++)
+		if (strcmp(sums[i].uuid, uuid) == 0)
+			s = &sums[i];
+	if (s == NULL && arr != NULL && json_object_array_length(arr) == 0)
+		changed = false; /* none before, none now */
+	else if (s != NULL && arr != NULL)
+		changed = !json_object_equal(s->arr, arr);
+	if (!changed) {
+		pthread_mutex_unlock(&sum_mtx);
+		json_object_put(arr);
+		return false;
+	}
+	if (s == NULL) {
+		sums = xreallocarray(sums, nsums + 1, sizeof(*sums));
+		s = &sums[nsums++];
+		snprintf(s->uuid, sizeof(s->uuid), "%s", uuid);
+		s->arr = NULL;
+	}
+	json_object_put(s->arr);
+	s->arr = arr;
+	if (arr == NULL) /* forget the VM */
+		*s = sums[--nsums];
+	pthread_mutex_unlock(&sum_mtx);
+	if (arr != NULL)
+		state_touch(uuid);
+	return arr != NULL;
+}
+
+void
+devices_kick(const char *uuid)
+{
+	size_t i;
+
+	pthread_mutex_lock(&sum_mtx);
+	if (uuid == NULL)
+		sum_all_dirty = true;
+	else {
+		for (i = 0; i < nsum_dirty; i++)
+			if (strcmp(sum_dirty[i], uuid) == 0)
+				break;
+		if (i == nsum_dirty) {
+			sum_dirty = xreallocarray(
+			    sum_dirty, nsum_dirty + 1, sizeof(*sum_dirty));
+			snprintf(sum_dirty[nsum_dirty++], 37, "%s", uuid);
+		}
+	}
+	pthread_cond_signal(&sum_cond);
+	pthread_mutex_unlock(&sum_mtx);
+}
+
+/* Recomputes one VM's summary (libvirt calls, off the list path). */
+static void
+summary_refresh(const char *uuid)
+{
+	json_object *full;
+	char u[37];
+
+	if (state_lookup(uuid, u) == -1) {
+		devices_summary_set(uuid, NULL);
+		return;
+	}
+	full = devices_vm_json(uuid);
+	devices_summary_set(uuid, summary_of(full));
+	json_object_put(full);
+}
+
+static void *
+summary_main(void *arg)
+{
+	struct vmref *vms;
+	char(*dirty)[37];
+	size_t i, n, nvms;
+	bool all;
+
+	(void)arg;
+	pthread_mutex_lock(&sum_mtx);
+	while (!sum_quit) {
+		if (nsum_dirty == 0 && !sum_all_dirty) {
+			pthread_cond_wait(&sum_cond, &sum_mtx);
+			continue;
+		}
+		dirty = sum_dirty;
+		n = nsum_dirty;
+		all = sum_all_dirty;
+		sum_dirty = NULL;
+		nsum_dirty = 0;
+		sum_all_dirty = false;
+		pthread_mutex_unlock(&sum_mtx);
+		if (all) {
+			nvms = vm_list(&vms);
+			for (i = 0; i < nvms; i++)
+				summary_refresh(vms[i].uuid);
+			vm_list_free(vms, nvms);
+		}
+		for (i = 0; i < n; i++)
+			summary_refresh(dirty[i]);
+		free(dirty);
+		pthread_mutex_lock(&sum_mtx);
+	}
+	pthread_mutex_unlock(&sum_mtx);
+	return NULL;
+}
+
 /* ---- attach, detach, re-attach (dev_mtx held) ---------------------------- */
 
 /* optional: for the definition (a live attach must fail when absent). */
@@ -873,6 +1045,7 @@ devices_reconcile(void)
 	pthread_mutex_lock(&dev_mtx);
 	reconcile_locked(NULL);
 	pthread_mutex_unlock(&dev_mtx);
+	devices_kick(NULL);
 }
 
 /*
@@ -897,6 +1070,7 @@ devices_usb_event(const struct usb_dev *u, bool arrived)
 	json_object_object_add(o, "id", json_object_new_string(id));
 	events_publish("host", o);
 	json_object_put(o);
+	devices_kick(NULL); /* "waiting" <-> "attached" in the VM list */
 }
 
 static void
@@ -1144,6 +1318,7 @@ devices_attach(const char *uuid, json_object *body, json_object **devp,
 	if (virt_dom_set_meta(uuid, newmeta, running, persistent, err) == -1)
 		goto undo;
 	*devp = dev_json(u, NULL);
+	devices_kick(uuid);
 	ret = 0;
 	goto done;
 undo:
@@ -1227,6 +1402,7 @@ devices_detach(const char *uuid, const char *id, struct api_error *err)
 			    &(struct api_error){0});
 		goto undo;
 	}
+	devices_kick(uuid);
 	ret = 0;
 	goto done;
 undo:
@@ -1283,6 +1459,11 @@ devices_init(const struct vmmod_conf *conf)
 	free(path);
 	if (usb_init(devices_usb_event) == 0)
 		usb_started = true;
+	sum_quit = false;
+	if ((errno = pthread_create(&sum_tid, NULL, summary_main, NULL)) != 0)
+		log_warn("usb: device summary thread");
+	else
+		sum_started = true;
 	/* Devices replugged (or renumbered by a reboot) while we were away:
 	 * once libvirt's table is there. */
 	if ((errno = pthread_create(
@@ -1304,6 +1485,14 @@ devices_shutdown(void)
 	if (usb_started)
 		usb_shutdown();
 	usb_started = false;
+	if (sum_started) {
+		pthread_mutex_lock(&sum_mtx);
+		sum_quit = true;
+		pthread_cond_signal(&sum_cond);
+		pthread_mutex_unlock(&sum_mtx);
+		pthread_join(sum_tid, NULL);
+		sum_started = false;
+	}
 	pthread_mutex_lock(&known_mtx);
 	known_free();
 	pthread_mutex_unlock(&known_mtx);

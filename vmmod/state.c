@@ -291,6 +291,8 @@ entry_json(const struct vm_entry *e)
 		    json_object_new_int64(e->stats.net_tx_bps));
 	}
 	json_object_object_add(o, "stats", st);
+	/* USB devices it wants: devices.c's summary, no libvirt call. */
+	json_object_object_add(o, "devices", devices_vm_summary(e->f.uuid));
 	return o;
 }
 
@@ -334,6 +336,8 @@ put_locked(const struct vm_facts *f)
 			e->web_ready = false;
 		else
 			webprobe_kick();
+		if (f->state != e->f.state)
+			devices_kick(f->uuid);
 		vm_facts_clear(&e->f);
 		facts_copy(&e->f, f);
 		table_gen++;
@@ -349,6 +353,7 @@ put_locked(const struct vm_facts *f)
 	table_gen++;
 	if (f->state == VS_RUNNING)
 		webprobe_kick();
+	devices_kick(f->uuid);
 	return true;
 }
 
@@ -384,6 +389,7 @@ state_remove(const char *uuid)
 		if (strcmp(vms[i].f.uuid, uuid) != 0)
 			continue;
 		publish_deleted(vms[i].f.uuid, vms[i].f.name);
+		devices_kick(uuid); /* forgets its summary */
 		remove_at(i);
 		break;
 	}
@@ -408,6 +414,7 @@ state_replace_all(const struct vm_facts *all, size_t n)
 			continue;
 		}
 		publish_deleted(vms[i].f.uuid, vms[i].f.name);
+		devices_kick(vms[i].f.uuid);
 		remove_at(i);
 	}
 	for (j = 0; j < n; j++)
@@ -568,6 +575,20 @@ state_set_state(const char *uuid, enum vm_state st)
 		else
 			webprobe_kick();
 		e->f.state = st;
+		table_gen++;
+		publish_entry(e);
+		devices_kick(uuid);
+	}
+	pthread_mutex_unlock(&state_mtx);
+}
+
+void
+state_touch(const char *uuid)
+{
+	struct vm_entry *e;
+
+	pthread_mutex_lock(&state_mtx);
+	if ((e = find_uuid(uuid)) != NULL) {
 		table_gen++;
 		publish_entry(e);
 	}

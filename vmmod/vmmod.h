@@ -279,6 +279,8 @@ struct web_target {
 };
 size_t state_web_targets(struct web_target **);
 void state_set_web_ready(const char *uuid);
+/* Something entry_json reads from elsewhere (devices) changed: publish. */
+void state_touch(const char *uuid);
 
 /*
  * webprobe.c: tells when a VM's web UI answers (a TCP connect to its
@@ -763,6 +765,16 @@ void devices_usb_event(const struct usb_dev *, bool arrived);
 void devices_reconcile(void);
 json_object *devices_host_json(void); /* {"usb":[],"pci":[]} */
 json_object *devices_vm_json(const char *uuid); /* [{id,name,state}] */
+/*
+ * The VM list's cheap copy of devices_vm_json ([{id,name,state}], a new
+ * array, empty when none), kept per VM and recomputed off the list path by a
+ * worker when devices_kick(uuid, or NULL: every VM) marks it; a summary that
+ * changes makes state.c publish the VM (state_touch).  devices_summary_set
+ * takes arr (NULL: forget the VM) and says whether it changed.
+ */
+json_object *devices_vm_summary(const char *uuid);
+void devices_kick(const char *uuid);
+bool devices_summary_set(const char *uuid, json_object *arr);
 int devices_attach(const char *uuid, json_object *body, json_object **devp,
     struct api_error *);
 int devices_detach(const char *uuid, const char *id, struct api_error *);

@@ -50,9 +50,9 @@ out=$(cd "$top" && CK_RUN_SUITE=usb TESTDATA="$top/tests/data" \
 	umockdev-run "${args[@]}" -- "$unit" 2>&1) ||
 	{ echo "$out"; echo "FAIL usb suite"; exit 1; }
 echo "$out"
-# 4 pure + 2 umockdev + 3 sandbox cases: fewer means some were left out.
-grep -q '^100%: Checks: 9, Failures: 0, Errors: 0' <<<"$out" ||
-	{ echo "FAIL expected 9 passing usb checks"; exit 1; }
+# 5 pure + 2 umockdev + 3 sandbox cases: fewer means some were left out.
+grep -q '^100%: Checks: 10, Failures: 0, Errors: 0' <<<"$out" ||
+	{ echo "FAIL expected 10 passing usb checks"; exit 1; }
 left=$(virsh list --all --name | grep -c '^gvm-usb-' || true)
 [ "$left" = 0 ] || { echo "FAIL test domains left behind"; exit 1; }
 echo "ok   usb suite: discovery, persistent attach/detach, replug, refusals, failed live attach leaves nothing"

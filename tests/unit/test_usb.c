@@ -231,6 +231,87 @@ START_TEST(test_usb_hostdev_xml)
 }
 END_TEST
 
+/*
+ * The VM list's device summary: state.c's entry_json reads what devices.c
+ * keeps (no libvirt call), and a change publishes the VM once.
+ */
+START_TEST(test_usb_vm_summary)
+{
+	struct host_facts host = {.arch = "x86_64", .accel = "tcg"};
+	struct vmmod_conf c;
+	struct vm_facts f;
+	const char *uuid = "bbbbbbbb-0000-0000-0000-000000000001";
+	json_object *o, *d, *arr;
+	char *text;
+	uint64_t seq;
+
+	memset(&c, 0, sizeof(c));
+	state_init(&c, &host);
+	memset(&f, 0, sizeof(f));
+	snprintf(f.uuid, sizeof(f.uuid), "%s", uuid);
+	f.name = xstrdup("ha");
+	f.state = VS_RUNNING;
+	f.persistent = true;
+	state_put(&f);
+
+	/* None configured: an empty array, never missing. */
+	o = state_vm_json("ha");
+	d = json_object_object_get(o, "devices");
+	ck_assert(json_object_is_type(d, json_type_array));
+	ck_assert_uint_eq(json_object_array_length(d), 0);
+	json_object_put(o);
+	seq = events_last();
+	ck_assert(!devices_summary_set(uuid, json_object_new_array()));
+	ck_assert_uint_eq(events_last(), seq);
+
+	arr = json_tokener_parse("[{\"id\":\"10c4:ea60:A1\",\"name\":"
+				 "\"Zigbee coordinator\",\"state\":"
+				 "\"waiting\"}]");
+	text = state_vms_text(NULL);
+	ck_assert(devices_summary_set(uuid, arr));
+	/* One SSE "vm" event, and the cached list body is rebuilt. */
+	ck_assert_uint_eq(events_last(), seq + 1);
+	free(text);
+	text = state_vms_text(NULL);
+	ck_assert_ptr_nonnull(strstr(text,
+	    "\"devices\":[{\"id\":\"10c4:ea60:A1\",\"name\":\"Zigbee "
+	    "coordinator\",\"state\":\"waiting\"}]"));
+	free(text);
+	/* The same summary again: nothing published. */
+	arr = json_tokener_parse("[{\"id\":\"10c4:ea60:A1\",\"name\":"
+				 "\"Zigbee coordinator\",\"state\":"
+				 "\"waiting\"}]");
+	ck_assert(!devices_summary_set(uuid, arr));
+	ck_assert_uint_eq(events_last(), seq + 1);
+	/* The accessor hands out a copy. */
+	d = devices_vm_summary(uuid);
+	json_object_array_put_idx(d, 0, json_object_new_string("x"));
+	json_object_put(d);
+	o = state_vm_json(uuid);
+	d = json_object_array_get_idx(json_object_object_get(o, "devices"), 0);
+	ck_assert_str_eq(
+	    json_object_get_string(json_object_object_get(d, "state")),
+	    "waiting");
+	json_object_put(o);
+	/* attached */
+	arr = json_tokener_parse("[{\"id\":\"10c4:ea60:A1\",\"name\":"
+				 "\"Zigbee coordinator\",\"state\":"
+				 "\"attached\"}]");
+	ck_assert(devices_summary_set(uuid, arr));
+	ck_assert_uint_eq(events_last(), seq + 2);
+	/* A kick without the worker (not started here) only marks the VM. */
+	devices_kick(uuid);
+	devices_kick(NULL);
+	/* Forgotten: the list shows none again. */
+	ck_assert(!devices_summary_set(uuid, NULL));
+	d = devices_vm_summary(uuid);
+	ck_assert_uint_eq(json_object_array_length(d), 0);
+	json_object_put(d);
+	vm_facts_clear(&f);
+	state_free();
+}
+END_TEST
+
 /* ---- umockdev: libusb enumerates tests/data/umockdev --------------------- */
 
 static struct vmmod_conf conf;
@@ -661,6 +742,7 @@ suite_usb(void)
 	tcase_add_test(tc, test_usb_ids);
 	tcase_add_test(tc, test_usb_meta);
 	tcase_add_test(tc, test_usb_hostdev_xml);
+	tcase_add_test(tc, test_usb_vm_summary);
 	suite_add_tcase(s, tc);
 	if (getenv("UMOCKDEV_DIR") == NULL)
 		return s;
