@@ -28,7 +28,32 @@ function setStatus(text, kind) {
 let reconnect = () => {};
 document.getElementById('gvm-console-reconnect').addEventListener('click', () => reconnect());
 
+// xterm.js 5.5's DOM renderer writes its theme and cell sizes into <style>
+// elements, which the page's CSP (style-src 'self') blocks.  Its <style>
+// elements become constructed stylesheets here (not subject to style-src):
+// an inert stand-in element whose textContent fills the sheet.
+function constructedStyles() {
+	const create = document.createElement.bind(document);
+	document.createElement = (tag, opts) => {
+		if (String(tag).toLowerCase() !== 'style') return create(tag, opts);
+		const sheet = new CSSStyleSheet();
+		document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+		const stand = create('template');
+		let text = '';
+		Object.defineProperty(stand, 'textContent', {
+			get: () => text,
+			set: (v) => { text = String(v); sheet.replaceSync(text); },
+		});
+		stand.remove = () => {
+			document.adoptedStyleSheets = document.adoptedStyleSheets.filter((x) => x !== sheet);
+			Element.prototype.remove.call(stand);
+		};
+		return stand;
+	};
+}
+
 if (type === 'serial') {
+	constructedStyles();
 	const term = new window.Terminal({ convertEol: false, cursorBlink: true, fontSize: 14, scrollback: 5000 });
 	term.open(root);
 	const enc = new TextEncoder();

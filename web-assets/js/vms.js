@@ -164,7 +164,7 @@ export function mountVms(root, live) {
 		v.box.dataset.state = job.state || '';
 		v.bar.parentNode.setAttribute('aria-valuenow', String(Math.round(pct)));
 		v.bar.style.width = pct.toFixed(1) + '%';
-		v.head.textContent = `${job.vm || '?'} (${job.template || '?'}) — ${job.state === 'running' ? job.phase : job.state}`;
+		v.head.textContent = `${job.vm || '?'} (${job.template || '?'}) — ${(job.state === 'running' ? job.phase : job.state) || 'starting'}`;
 		let d = '';
 		if (job.phase === 'downloading' && job.bytes_total) {
 			d = `${fmtBytes(job.bytes_done)} of ${fmtBytes(job.bytes_total)}`;
@@ -175,6 +175,8 @@ export function mountVms(root, live) {
 		v.detail.textContent = d;
 		v.err.textContent = job.error ? String(job.error) : '';
 		if (job.state === 'succeeded') live.reload();
+		if (['succeeded', 'failed', 'cancelled'].includes(job.state) && deployMsg.textContent === `Deploying ${job.vm}…`)
+			show(deployMsg, `${job.vm}: deploy ${job.state}`, job.state === 'succeeded' ? 'ok' : 'error');
 	}
 	live.onJob(jobView);
 	// without the event stream, follow our jobs by polling them
