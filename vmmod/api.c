@@ -58,7 +58,7 @@ h_console_ws(const struct api_request *, const char *, struct api_response *);
 static void
 h_console_page(const struct api_request *, const char *, struct api_response *);
 static void
-h_todo(const struct api_request *, const char *, struct api_response *);
+h_console_file(const struct api_request *, const char *, struct api_response *);
 static void
 h_host_devices(const struct api_request *, const char *, struct api_response *);
 static void
@@ -124,8 +124,12 @@ static const struct route routes[] = {
     {"/api/vms/{name}/devices/{id}", LVS, NULL, NULL, NULL, h_vm_detach},
     /* the console page: a ticket or the console cookie (console.c) */
     {"/console/{name}", API_NOAUTH, h_console_page, NULL, NULL, NULL},
-    /* XXX the console listener's own assets (xterm.js, noVNC) */
-    {"/console/*", API_NOAUTH, h_todo, NULL, NULL, NULL},
+    /*
+     * the console page's assets (xterm.js, noVNC, ours) at
+     * /console/assets/<file>: http.c serves them from web_root before
+     * routing, on every listener; what reaches this route names no file
+     */
+    {"/console/*", API_NOAUTH, h_console_file, NULL, NULL, NULL},
 };
 #define NROUTES ((int)nitems(routes))
 
@@ -910,11 +914,12 @@ h_job_cancel(
 	resp_json(resp, 202, job);
 }
 
+/* GET /console/<anything but a console page or a servable asset> */
 static void
-h_todo(
+h_console_file(
     const struct api_request *req, const char *name, struct api_response *resp)
 {
-	resp_error(resp, 501, "not_implemented", "not implemented yet");
+	resp_error(resp, 404, "not_found", "no such file");
 }
 
 /* ---- devices (devices.c) ------------------------------------------------ */

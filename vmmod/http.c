@@ -870,6 +870,8 @@ authorized(struct MHD_Connection *c, struct req *r)
 
 /* ---- static files: the web UI (dashboard, login, assets) ------------------
  * GET / (the dashboard), /login and /assets/<file> come from conf web_root,
+ * and so do /console/assets/<file> (the console page at /console/{name}
+ * loads the same files relatively; any other /console/ path is a 404),
  * opened beneath one directory fd with openat2(RESOLVE_BENEATH |
  * RESOLVE_NO_SYMLINKS), so neither ".." nor a symlink leaves it; names are
  * also limited to a plain character set.  Pages get a strict CSP (no inline

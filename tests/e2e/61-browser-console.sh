@@ -10,6 +10,7 @@
 #     comes back on the xterm screen;
 #   - its VNC console page shows the guest's framebuffer (canvas screenshot
 #     not of one colour).
+#   - /console/assets/<file> serves the page's assets, other /console/ paths 404.
 # Screenshots: build/screenshots/console-*.png, deploy-*.png.
 # Run it alone with:  sudo tests/sandbox.sh -- tests/e2e/61-browser-console.sh
 set -u
@@ -106,6 +107,21 @@ for _ in $(seq 100); do
 done
 if curl -sf "http://127.0.0.1:$port/healthz" -o /dev/null; then ok "vmmod is up"; else bad "vmmod is up"; exit 1; fi
 token=$(cat "$d/token")
+
+# the console page's assets under /console/assets/ (what the page loads
+# relatively), everything else under /console/ is a 404 (no 501)
+u=http://127.0.0.1:$port
+st() { curl -s --path-as-is -o /dev/null -D "$d/hdr" -w '%{http_code}' "$u$1"; }
+for f in js/console.js vendor/xterm/xterm.js vendor/novnc/core/rfb.js css/console.css; do
+	if [ "$(st /console/assets/$f)" = 200 ]; then ok "GET /console/assets/$f"; else bad "GET /console/assets/$f"; fi
+done
+if grep -qi '^Content-Type: text/javascript' < <(st /console/assets/js/api.js >/dev/null; cat "$d/hdr"); then
+	ok "console assets: JS is text/javascript"; else bad "console assets: JS is text/javascript"; fi
+for p in /console/assets/nope.js /console/assets/.hidden /console/assets/ /console/a/b \
+	/console/assets/js/../console.html /console/assets/%2e%2e/Makefile; do
+	c=$(st "$p")
+	if [ "$c" = 404 ]; then ok "no file for $p ($c)"; else bad "no file for $p ($c, want 404)"; fi
+done
 
 mkdir -p "$top/build/screenshots"
 if (cd "$top/tests/browser" && VMMOD_URL=http://127.0.0.1:$port VMMOD_TOKEN=$token \
