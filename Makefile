@@ -215,3 +215,63 @@ $(WEB_VENDOR)/.stamp: tools/web-vendor/package.json tools/web-vendor/package-loc
 browser-deps: tests/browser/node_modules/.package-lock.json
 tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
 	cd tests/browser && $(NPM_CI)
+
+# ---- sanitizers and fuzzing (issue 9) ------------------------------------
+# `sudo make check-asan`: everything built with ASan + UBSan (make SAN=1, UB
+# aborts), then the unit and sandbox suites against build/$(ARCH)-san.  Any
+# sanitizer report, also from a daemon an e2e test ran in the background,
+# fails the run (tests/run.sh --san: reports go to files it checks).
+# `make fuzz FUZZ_SECONDS=N`: each libFuzzer target (tests/fuzz/fuzz_*.c,
+# clang, objects under build/fuzz/) runs N seconds on its seed corpus
+# tests/fuzz/corpus/TARGET/; new inputs go to build/fuzz/corpus/TARGET/,
+# crashes to build/fuzz/crash-TARGET-*.  `make fuzz-regress` replays every
+# committed corpus file once (make check does, through tests/run.sh).
+.PHONY: check-asan fuzz fuzz-build fuzz-regress
+SAN_BUILD := build/$(ARCH)-san
+check-asan: web-vendor browser-deps
+	$(MAKE) SAN=1 all $(SAN_BUILD)/unit-tests
+	tests/appliance/build.sh --out build/appliance x86_64 aarch64
+	@tests/run.sh --build $(SAN_BUILD) --san $(if $(SAN_ONLY),--unit --sandbox --only '$(SAN_ONLY)',--all)
+
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := build/fuzz
+FUZZ_CC := clang
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := $(CSTD) -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
+FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(VMMOD_LIB_SRCS) $(COMMON_SRCS))
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(V),,echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FEATURES) $(FUZZ_CFLAGS) $(VMMOD_CFLAGS) -Itests/fuzz -MMD -MP -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB_OBJS)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(VMMOD_LIBS)
+
+# keep the objects: make would delete them as intermediates
+.SECONDARY: $(FUZZ_LIB_OBJS) $(patsubst %,$(FUZZ_BUILD)/obj/tests/fuzz/%.o,$(FUZZ_TARGETS))
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+		echo "== fuzz $$t ($(FUZZ_SECONDS)s)"; \
+		$(FUZZ_BUILD)/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			-rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_BUILD)/crash-$$t- \
+			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t \
+			>$(FUZZ_BUILD)/$$t.log 2>&1; rc=$$?; \
+		grep -E '^(#[0-9]+ +DONE|SUMMARY|stat::number_of_executed_units)' $(FUZZ_BUILD)/$$t.log; \
+		[ $$rc = 0 ] || { tail -40 $(FUZZ_BUILD)/$$t.log; \
+			echo "fuzz: $$t failed (log: $(FUZZ_BUILD)/$$t.log)" >&2; exit 1; }; \
+	done
+
+fuzz-regress: fuzz-build
+	@tests/run.sh --fuzz-regress
+
+# make check replays the fuzz corpora as a unit-level step.
+check check-unit: fuzz-build
+-include $(shell find $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)

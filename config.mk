@@ -43,9 +43,9 @@ CPPFLAGS += -D_GNU_SOURCE -Icommon -Ivmmod -Iinstaller \
 CFLAGS += $(CSTD) $(WARN) $(OPT) -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 LDFLAGS += -pie -Wl,-z,relro,-z,now
 
-# Sanitizer build: make SAN=1 (address + undefined)
+# Sanitizer build: make SAN=1 (address + undefined; UB aborts the program)
 ifeq ($(SAN),1)
-  CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+  CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
   LDFLAGS += -fsanitize=address,undefined
   BUILD := $(BUILD)-san
 endif

@@ -6,7 +6,7 @@
 # Also verifies that the host's interfaces, firewall and /etc did not change.
 set -u
 cd "$(dirname "$0")/.."
-build=build/$(uname -m) unit=0 sandbox=0 emu="" only=""
+build=build/$(uname -m) unit=0 sandbox=0 emu="" only="" san=0 fregress=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) build=$2; shift ;;
@@ -15,6 +15,8 @@ while [ $# -gt 0 ]; do
 	--all) unit=1; sandbox=1 ;;
 	--emu) emu=$2; shift ;;
 	--only) only=$2; shift ;;  # run only e2e tests whose name matches this glob
+	--san) san=1 ;;  # sanitizer build: any ASan/UBSan/LSan report fails the run
+	--fuzz-regress) fregress=1 ;;  # replay tests/fuzz/corpus only
 	-h|--help) sed -n '2,6p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -22,6 +24,45 @@ while [ $# -gt 0 ]; do
 done
 export BUILD=$build TESTDATA=$PWD/tests/data TOP=$PWD
 passed=0 failed=0 skipped=0 failures=()
+
+# ---- sanitizers and fuzz corpora (issue 9) ------------------------------
+# --san: every instrumented process (unit runner, a daemon an e2e test runs
+# in the background, its children) writes its report to a file under
+# $build/san/ instead of a stderr nobody reads; after the run any such
+# file is a failure.  LSan suppressions: tests/san/lsan.supp (third-party
+# libraries' one-time allocations only).
+san_dir=""
+if [ $san = 1 ]; then
+	san_dir=$PWD/$build/san
+	rm -rf "$san_dir" && mkdir -p "$san_dir" && chmod 1777 "$san_dir"
+	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86:log_path=$san_dir/asan:strict_string_checks=1:detect_stack_use_after_return=0"
+	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$san_dir/ubsan"
+	export LSAN_OPTIONS="suppressions=$PWD/tests/san/lsan.supp:print_suppressions=0"
+fi
+# Each fuzz target once over its committed corpus (crash regressions); the
+# binaries come from `make fuzz-build`.  Fast: a second or two in all.
+fuzz_regress() {
+	local t bin rc
+	for bin in build/fuzz/fuzz_*; do
+		[ -x "$bin" ] || continue
+		t=$(basename "$bin")
+		[ -d "tests/fuzz/corpus/$t" ] || continue
+		if out=$("$bin" -runs=0 "tests/fuzz/corpus/$t" 2>&1); then
+			echo "PASS fuzz-regress $t"; passed=$((passed + 1))
+		else
+			rc=$?
+			echo "$out" | tail -30
+			echo "FAIL fuzz-regress $t (exit $rc)"
+			failed=$((failed + 1)); failures+=("fuzz-$t")
+		fi
+	done
+}
+if [ $fregress = 1 ]; then
+	fuzz_regress
+	echo "check: $passed passed, $failed failed, $skipped skipped"
+	[ $failed = 0 ]; exit
+fi
+# ---- end sanitizers and fuzz corpora -------------------------------------
 
 host_state() {
 	ip -o link 2>/dev/null | sed 's/ state [A-Z]*//' | awk '{$1=""; print}' | sed -E 's/link\/ether [^ ]+//' | sort
@@ -56,6 +97,7 @@ if [ $unit = 1 ]; then
 		[ $((f + e)) -gt 0 ] && failures+=(unit)
 		[ "$rc" != 0 ] && [ $((f + e)) = 0 ] && { failed=$((failed + 1)); failures+=(unit-exit-$rc); }
 	fi
+	[ -z "$emu" ] && [ $san = 0 ] && fuzz_regress
 fi
 
 if [ $sandbox = 1 ]; then
@@ -92,6 +134,19 @@ rm -f "$stamp"
 if [ -n "$changed" ]; then
 	echo "FAIL host-safety: files under /etc changed during the run:"; echo "$changed"
 	failed=$((failed + 1)); failures+=(host-etc)
+fi
+
+# ---- sanitizer reports (--san) ----
+if [ -n "$san_dir" ]; then
+	reports=$(find "$san_dir" -type f -size +0 2>/dev/null)
+	if [ -n "$reports" ]; then
+		for r in $reports; do
+			echo "FAIL sanitizer report $r:"; head -40 "$r"
+		done
+		failed=$((failed + 1)); failures+=(sanitizer-reports)
+	else
+		echo "PASS sanitizers: no ASan/UBSan/LSan report in $san_dir"
+	fi
 fi
 
 [ ${#failures[@]} -gt 0 ] && echo "failed: ${failures[*]}"

@@ -170,7 +170,8 @@ res_find(struct reserve *r, const char *name)
 {
 	struct reservation key;
 
-	if (strlen(name) >= sizeof(key.name))
+	/* bsearch's base must not be NULL, even for zero entries */
+	if (r->n == 0 || strlen(name) >= sizeof(key.name))
 		return NULL;
 	strcpy(key.name, name);
 	return bsearch(&key, r->v, r->n, sizeof(*r->v), res_cmp);

@@ -14,10 +14,11 @@
 static void
 use_tree(const char *tree)
 {
-	char *root, *ids, *accel;
+	char *rel, *root, *ids, *accel;
 
-	xasprintf(&root, "sysfs/%s", tree);
-	root = test_data_path(root);
+	xasprintf(&rel, "sysfs/%s", tree);
+	root = test_data_path(rel);
+	free(rel);
 	ids = test_data_path("sysfs/pci.ids");
 	accel = test_data_path("../../templates/devices/pci-accelerators.json");
 	pci_set_paths(root, ids, accel);
