@@ -418,6 +418,7 @@ kill -0 "$vmmod_pid" 2>/dev/null || problem "vmmod is gone at the end of the run
 } | tee "$out/report.txt"
 "$top/bench/fetch.sh" --build "$build" $([ "$n_base" = 2 ] && echo --quick) | tee -a "$out/report.txt"; [ "${PIPESTATUS[0]}" = 0 ] || problems=$((problems + 1)) # image pipeline (issue 4)
 "$top/bench/console.sh" --build "$build" $([ "$n_base" = 2 ] && echo --quick) | tee -a "$out/report.txt"; [ "${PIPESTATUS[0]}" = 0 ] || problems=$((problems + 1)) # serial console round trip (issue 5)
+"$top/bench/dashboard.sh" --build "$build" $([ "$n_base" = 2 ] && echo --quick) | tee -a "$out/report.txt"; [ "${PIPESTATUS[0]}" = 0 ] || problems=$((problems + 1)) # dashboard in Chromium (issue 5)
 
 if [ "$problems" -gt 0 ]; then
 	say "$problems problem(s) found (PROBLEM lines above): exit 1"

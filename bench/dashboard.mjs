@@ -1,0 +1,81 @@
+// bench/dashboard.mjs — run by bench/dashboard.sh (env: VMMOD_URL,
+// VMMOD_TOKEN, NVMS, ROUNDS, VM).  Debian's Chromium through playwright-core
+// (tests/browser/lib.mjs).  Prints one line:
+//   nav=<ms,...> start=<ms,...> stop=<ms,...>
+//   nav:   navigation start -> the first animation frame with all NVMS rows
+//          of the VM list in the DOM and laid out (performance.now() in an
+//          init script's requestAnimationFrame loop)
+//   start: POST /api/vms/VM/start sent -> the tile's running count changed
+//   stop:  POST force-stop sent -> the count changed back
+import { launch } from '../tests/browser/lib.mjs';
+
+const V = process.env.VMMOD_URL, TOKEN = process.env.VMMOD_TOKEN;
+const NVMS = Number(process.env.NVMS), ROUNDS = Number(process.env.ROUNDS || 10);
+const VM = process.env.VM;
+const api = (path) => fetch(V + path, {
+	method: 'POST', headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' }, body: '{}',
+});
+
+const ctx = await launch();
+try {
+	const page = await ctx.newPage();
+	await page.goto(V + '/login');
+	await page.fill('input[name=token]', TOKEN);
+	await page.click('button[type=submit]');
+	await page.waitForSelector('[data-gvm=vm-rows] tr[data-vm]');
+
+	// an init script (before the page's own) checks every animation frame
+	// from navigation start: the first frame with all rows laid out
+	await page.addInitScript((want) => {
+		const tick = () => {
+			const rows = document.querySelectorAll('[data-gvm=vm-rows] tr[data-vm]');
+			if (rows.length >= want && rows[rows.length - 1].getBoundingClientRect().height > 0) {
+				window.gvmRowsAt = performance.now();
+				return;
+			}
+			requestAnimationFrame(tick);
+		};
+		requestAnimationFrame(tick);
+	}, NVMS);
+	const rowsOnScreen = async () => (await page.waitForFunction(() => window.gvmRowsAt || false,
+		null, { timeout: 10000 })).jsonValue();
+	const nav = [];
+	await page.goto(V + '/'); // warm the cache
+	await rowsOnScreen();
+	for (let i = 0; i < ROUNDS; i++) {
+		await page.goto(V + '/');
+		nav.push(await rowsOnScreen());
+	}
+
+	// the tile: a MutationObserver timestamps each change of the running count
+	const watchCount = () => page.evaluate(() => {
+		const el = document.querySelector('[data-gvm=running]');
+		window.gvmBench = { from: el.textContent, at: 0 };
+		new MutationObserver(() => {
+			if (!window.gvmBench.at && el.textContent !== window.gvmBench.from)
+				window.gvmBench.at = performance.timeOrigin + performance.now();
+		}).observe(el, { childList: true, characterData: true, subtree: true });
+	});
+	const changed = async (t0) => {
+		const h = await page.waitForFunction(() => window.gvmBench.at || false, null, { polling: 10, timeout: 15000 });
+		return (await h.jsonValue()) - t0;
+	};
+	await page.waitForFunction(() => document.querySelector('.gvm-live')?.textContent === 'live', null, { timeout: 10000 });
+	const start = [], stop = [];
+	for (let i = 0; i < Math.min(ROUNDS, 5); i++) {
+		await watchCount();
+		let t0 = performance.timeOrigin + performance.now();
+		let r = await api(`/api/vms/${VM}/start`);
+		if (r.status !== 200) throw new Error(`start -> ${r.status}`);
+		start.push(await changed(t0));
+		await watchCount();
+		t0 = performance.timeOrigin + performance.now();
+		r = await api(`/api/vms/${VM}/force-stop`);
+		if (r.status !== 200) throw new Error(`force-stop -> ${r.status}`);
+		stop.push(await changed(t0));
+	}
+	const f = (a) => a.map((x) => x.toFixed(1)).join(',');
+	console.log(`nav=${f(nav)} start=${f(start)} stop=${f(stop)}`);
+} finally {
+	await ctx.close();
+}
