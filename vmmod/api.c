@@ -942,6 +942,7 @@ h_vm_devices(
 		return;
 	o = json_object_new_object();
 	json_object_object_add(o, "usb", devices_vm_json(uuid));
+	json_object_object_add(o, "pci", devices_vm_pci_json(uuid));
 	resp_json(resp, 200, o);
 }
 
@@ -949,7 +950,7 @@ static void
 h_vm_attach(
     const struct api_request *req, const char *name, struct api_response *resp)
 {
-	static const char *const fields[] = {"usb", NULL};
+	static const char *const fields[] = {"usb", "pci", NULL};
 	struct api_error err = {0};
 	json_object *o, *dev = NULL, *r;
 	char uuid[37];
@@ -969,6 +970,7 @@ h_vm_attach(
 	json_object_object_add(r, "success", json_object_new_boolean(true));
 	json_object_object_add(r, "device", dev);
 	json_object_object_add(r, "devices", devices_vm_json(uuid));
+	json_object_object_add(r, "pci_devices", devices_vm_pci_json(uuid));
 	resp_json(resp, 200, r);
 }
 

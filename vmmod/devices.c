@@ -604,7 +604,10 @@ dev_json(const struct usb_dev *u, const char *attached_to)
 	add_str(o, "product_name", u->product_name);
 	k = devices_usb_known(u);
 	/* "Zigbee coordinator — Silicon Labs CP2102N ..." */
-	if (k != NULL && u->product_name[0] != '\0')
+	if (k != NULL && u->product_name[0] != '\0' &&
+	    strcasestr(
+		json_object_get_string(json_object_object_get(k, "name")),
+		u->product_name) == NULL)
 		snprintf(name, sizeof(name), "%s \xe2\x80\x94 %s",
 		    json_object_get_string(json_object_object_get(k, "name")),
 		    u->product_name);
@@ -629,6 +632,9 @@ dev_json(const struct usb_dev *u, const char *attached_to)
 	json_object_object_add(
 	    o, "class", json_object_new_int((int)u->dev_class));
 	add_str(o, "attached_to", attached_to);
+	/* What pick() refuses: the UI offers no Attach for it. */
+	json_object_object_add(
+	    o, "passable", json_object_new_boolean(!u->hub && !u->storage));
 	return o;
 }
 
@@ -763,6 +769,392 @@ devices_vm_json(const char *uuid)
 	return arr;
 }
 
+/* ---- PCI passthrough (x86: pci.c; elsewhere pci_none.c says 501) -------- */
+
+/*
+ * {"pci": "0000:00:02.0"} or {"pci": [the whole IOMMU group]}: pci.c says
+ * whether the set may go to a VM (IOMMU on, no bridge, not the host's
+ * console, the whole group); the domain table whether another VM has it.
+ * Each becomes a <hostdev type='pci' managed='yes'> (libvirt binds it to
+ * vfio-pci at start) in the definition and, when running, live; an attach
+ * that fails halfway is undone.  The device id is its address.
+ */
+#define PCI_SET_MAX 16
+
+static bool
+pci_id_form(const char *s)
+{
+	unsigned d, b, sl, f;
+	char c;
+
+	return s != NULL && strlen(s) == 12 &&
+	    sscanf(s, "%4x:%2x:%2x.%1x%c", &d, &b, &sl, &f, &c) == 4;
+}
+
+size_t
+devices_pci_hostdevs_parse(const char *domxml, struct pci_hostdev **hdp)
+{
+	xmlDocPtr doc;
+	xmlXPathContextPtr ctx;
+	xmlXPathObjectPtr obj;
+	xmlNodePtr a;
+	xmlBufferPtr buf;
+	struct pci_hostdev *hd = NULL;
+	size_t k = 0;
+	int i;
+
+	*hdp = NULL;
+	if (domxml == NULL || (doc = xml_parse(domxml)) == NULL)
+		return 0;
+	ctx = xmlXPathNewContext(doc);
+	obj = xmlXPathEvalExpression(BAD_CAST
+	    "/domain/devices/hostdev[@type='pci']/source/address",
+	    ctx);
+	for (i = 0; obj != NULL && obj->nodesetval != NULL &&
+	     i < obj->nodesetval->nodeNr;
+	     i++) {
+		a = obj->nodesetval->nodeTab[i];
+		hd = xreallocarray(hd, k + 1, sizeof(*hd));
+		snprintf(hd[k].addr, sizeof(hd[k].addr), "%04x:%02x:%02x.%x",
+		    xml_num(a, "domain", 0), xml_num(a, "bus", 0),
+		    xml_num(a, "slot", 0), xml_num(a, "function", 0));
+		buf = xmlBufferCreate();
+		xmlNodeDump(buf, doc, a->parent->parent, 0, 0);
+		hd[k].xml = xstrdup((const char *)xmlBufferContent(buf));
+		xmlBufferFree(buf);
+		k++;
+	}
+	xmlXPathFreeObject(obj);
+	xmlXPathFreeContext(ctx);
+	xmlFreeDoc(doc);
+	*hdp = hd;
+	return k;
+}
+
+void
+devices_pci_hostdevs_free(struct pci_hostdev *hd, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(hd[i].xml);
+	free(hd);
+}
+
+char *
+devices_pci_hostdev_xml(const char *addr)
+{
+	unsigned d = 0, b = 0, s = 0, f = 0;
+	char *xml;
+
+	sscanf(addr, "%4x:%2x:%2x.%1x", &d, &b, &s, &f);
+	xasprintf(&xml,
+	    "<hostdev mode='subsystem' type='pci' managed='yes'><source>"
+	    "<address domain='0x%04x' bus='0x%02x' slot='0x%02x' "
+	    "function='0x%x'/></source></hostdev>",
+	    d, b, s, f);
+	return xml;
+}
+
+static int
+pci_find(const struct pci_hostdev *hd, size_t n, const char *addr)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(hd[i].addr, addr) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int
+body_pci(json_object *body, char addrs[PCI_SET_MAX][16], size_t *np,
+    struct api_error *err)
+{
+	json_object *v, *e;
+	size_t i, n;
+
+	*np = 0;
+	json_object_object_foreach(body, bkey, bval)
+	{
+		(void)bval;
+		if (strcmp(bkey, "pci") != 0) {
+			api_error_set(err, 400, "unknown_field",
+			    "unknown field \"%.64s\" (a PCI request has only "
+			    "\"pci\")",
+			    bkey);
+			return -1;
+		}
+	}
+	v = json_object_object_get(body, "pci");
+	if (json_object_is_type(v, json_type_string)) {
+		e = v;
+		n = 1;
+	} else if (json_object_is_type(v, json_type_array) &&
+	    (n = json_object_array_length(v)) > 0 && n <= PCI_SET_MAX)
+		e = NULL;
+	else
+		goto bad;
+	for (i = 0; i < n; i++) {
+		json_object *a =
+		    e != NULL ? e : json_object_array_get_idx(v, i);
+
+		if (!json_object_is_type(a, json_type_string) ||
+		    strlen(json_object_get_string(a)) >= 16)
+			goto bad;
+		snprintf(addrs[i], 16, "%s", json_object_get_string(a));
+	}
+	*np = n;
+	return 0;
+bad:
+	api_error_set(err, 400, "bad_type",
+	    "pci must be a PCI address (\"0000:00:02.0\") or a list of up to "
+	    "%d (a whole IOMMU group)",
+	    PCI_SET_MAX);
+	return -1;
+}
+
+/* 409 when a VM (this one: already) has one of addrs, live or defined. */
+static int
+pci_check_free(
+    const char *uuid, char addrs[][16], size_t n, struct api_error *err)
+{
+	struct pci_hostdev *hd;
+	struct vmref *vms;
+	char *xml;
+	const char *hit = NULL;
+	size_t i, j, k, nvms, nhd;
+	int pass;
+
+	nvms = vm_list(&vms);
+	for (i = 0; i < nvms && hit == NULL; i++)
+		for (pass = 0; pass < 2 && hit == NULL; pass++) {
+			xml = NULL;
+			if (virt_dom_xml(vms[i].uuid, pass == 0, &xml, NULL,
+				NULL, &(struct api_error){0}) == -1) {
+				free(xml);
+				continue;
+			}
+			nhd = devices_pci_hostdevs_parse(xml, &hd);
+			for (j = 0; j < n && hit == NULL; j++)
+				for (k = 0; k < nhd; k++)
+					if (strcmp(hd[k].addr, addrs[j]) == 0)
+						hit = addrs[j];
+			devices_pci_hostdevs_free(hd, nhd);
+			free(xml);
+			if (hit == NULL)
+				continue;
+			if (strcmp(vms[i].uuid, uuid) == 0)
+				api_error_set(err, 409, "already_attached",
+				    "%s is already attached to this VM", hit);
+			else
+				api_error_set(err, 409, "device_in_use",
+				    "%s is already used by VM \"%.100s\"", hit,
+				    vms[i].name);
+		}
+	vm_list_free(vms, nvms);
+	return hit != NULL ? -1 : 0;
+}
+
+static void
+pci_failed(struct api_error *err, const char *addr, bool attach, bool live)
+{
+	if (err->status == 409)
+		api_error_set(err, 409,
+		    attach ? "attach_failed" : "detach_failed",
+		    "PCI device %s could not be %s %s (vmmod's log has details)",
+		    addr, attach ? "attached to" : "detached from",
+		    live ? "the running VM" : "the VM's definition");
+}
+
+static int
+pci_attach(const char *uuid, json_object *body, json_object **devp,
+    struct api_error *err)
+{
+	char addrs[PCI_SET_MAX][16], *why = NULL, *xml[PCI_SET_MAX] = {0};
+	char *dom = NULL;
+	const char *set[PCI_SET_MAX];
+	bool running = false, persistent = false;
+	bool live_done[PCI_SET_MAX] = {0}, cfg_done[PCI_SET_MAX] = {0};
+	enum pci_verdict v;
+	size_t i, n;
+	int ret = -1;
+	json_object *arr;
+
+	if (body_pci(body, addrs, &n, err) == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		set[i] = addrs[i];
+	if ((v = pci_check_passthrough_set(set, n, &why)) != PCI_OK) {
+		api_error_set(err, pci_verdict_status(v), pci_verdict_code(v),
+		    "%s", why != NULL ? why : "refused");
+		free(why);
+		return -1;
+	}
+	pthread_mutex_lock(&dev_mtx);
+	if (pci_check_free(uuid, addrs, n, err) == -1 ||
+	    virt_dom_xml(uuid, false, &dom, &running, &persistent, err) == -1)
+		goto done;
+	for (i = 0; i < n; i++) {
+		xml[i] = devices_pci_hostdev_xml(addrs[i]);
+		/* Live first: it is what fails when VFIO cannot take it. */
+		if (running) {
+			if (virt_hostdev(
+				uuid, xml[i], true, true, false, err) == -1) {
+				pci_failed(err, addrs[i], true, true);
+				goto undo;
+			}
+			live_done[i] = true;
+		}
+		if (persistent) {
+			if (virt_hostdev(
+				uuid, xml[i], true, false, true, err) == -1) {
+				pci_failed(err, addrs[i], true, false);
+				goto undo;
+			}
+			cfg_done[i] = true;
+		}
+	}
+	arr = json_object_new_array();
+	for (i = 0; i < n; i++)
+		json_object_array_add(arr, json_object_new_string(addrs[i]));
+	*devp = json_object_new_object();
+	json_object_object_add(*devp, "id", json_object_new_string(addrs[0]));
+	json_object_object_add(*devp, "pci", arr);
+	devices_kick(uuid);
+	ret = 0;
+	goto done;
+undo:
+	for (i = n; i-- > 0;) {
+		if (cfg_done[i])
+			virt_hostdev(uuid, xml[i], false, false, true,
+			    &(struct api_error){0});
+		if (live_done[i])
+			virt_hostdev(uuid, xml[i], false, true, false,
+			    &(struct api_error){0});
+	}
+done:
+	pthread_mutex_unlock(&dev_mtx);
+	for (i = 0; i < n; i++)
+		free(xml[i]);
+	free(dom);
+	return ret;
+}
+
+static int
+pci_detach(const char *uuid, const char *id, struct api_error *err)
+{
+	struct pci_hostdev *lhd = NULL, *chd = NULL;
+	char *lxml = NULL, *cxml = NULL, *why = NULL;
+	bool running = false, persistent = false, live_done = false;
+	size_t nl = 0, nc = 0;
+	int li = -1, ci = -1, ret = -1;
+
+	if (pci_check_passthrough_set(NULL, 0, &why) == PCI_NOT_BUILT) {
+		api_error_set(err, 501, "not_built", "%s", why);
+		free(why);
+		return -1;
+	}
+	free(why);
+	pthread_mutex_lock(&dev_mtx);
+	if (virt_dom_xml(uuid, false, &lxml, &running, &persistent, err) ==
+		-1 ||
+	    (persistent &&
+		virt_dom_xml(uuid, true, &cxml, NULL, NULL, err) == -1))
+		goto done;
+	if (running) {
+		nl = devices_pci_hostdevs_parse(lxml, &lhd);
+		li = pci_find(lhd, nl, id);
+	}
+	if (persistent) {
+		nc = devices_pci_hostdevs_parse(cxml, &chd);
+		ci = pci_find(chd, nc, id);
+	}
+	if (li < 0 && ci < 0) {
+		api_error_set(
+		    err, 404, "not_found", "the VM has no such device");
+		goto done;
+	}
+	if (li >= 0) {
+		if (virt_hostdev(uuid, lhd[li].xml, false, true, false, err) ==
+		    -1) {
+			pci_failed(err, id, false, true);
+			goto done;
+		}
+		live_done = true;
+	}
+	if (ci >= 0 &&
+	    virt_hostdev(uuid, chd[ci].xml, false, false, true, err) == -1) {
+		pci_failed(err, id, false, false);
+		if (live_done)
+			virt_hostdev(uuid, lhd[li].xml, true, true, false,
+			    &(struct api_error){0});
+		goto done;
+	}
+	devices_kick(uuid);
+	ret = 0;
+done:
+	pthread_mutex_unlock(&dev_mtx);
+	devices_pci_hostdevs_free(lhd, nl);
+	devices_pci_hostdevs_free(chd, nc);
+	free(lxml);
+	free(cxml);
+	return ret;
+}
+
+/* The VM's PCI hostdevs: [{id,address,name,state}]. */
+json_object *
+devices_vm_pci_json(const char *uuid)
+{
+	json_object *arr = json_object_new_array(), *o, *host = NULL, *h;
+	struct pci_hostdev *lhd = NULL, *chd = NULL;
+	char *lxml = NULL, *cxml = NULL;
+	const char *name, *a;
+	bool running = false, persistent = false;
+	size_t i, j, nl = 0, nc = 0;
+
+	if (virt_dom_xml(uuid, false, &lxml, &running, &persistent,
+		&(struct api_error){0}) == 0)
+		nl = devices_pci_hostdevs_parse(lxml, &lhd);
+	if (persistent &&
+	    virt_dom_xml(
+		uuid, true, &cxml, NULL, NULL, &(struct api_error){0}) == 0)
+		nc = devices_pci_hostdevs_parse(cxml, &chd);
+	else {
+		/* transient: what runs is all there is */
+		chd = lhd;
+		nc = nl;
+	}
+	if (nc > 0)
+		host = pci_devices_json();
+	for (i = 0; i < nc; i++) {
+		o = json_object_new_object();
+		add_str(o, "id", chd[i].addr);
+		add_str(o, "address", chd[i].addr);
+		name = NULL;
+		for (j = 0; host != NULL && j < json_object_array_length(host);
+		     j++) {
+			h = json_object_array_get_idx(host, j);
+			if ((a = obj_str(h, "address")) != NULL &&
+			    strcmp(a, chd[i].addr) == 0)
+				name = obj_str(h, "description");
+		}
+		add_str(o, "name", name != NULL ? name : chd[i].addr);
+		add_str(o, "state",
+		    !running				      ? "ready"
+			: pci_find(lhd, nl, chd[i].addr) >= 0 ? "attached"
+							      : "detached");
+		json_object_array_add(arr, o);
+	}
+	json_object_put(host);
+	if (chd != lhd)
+		devices_pci_hostdevs_free(chd, nc);
+	devices_pci_hostdevs_free(lhd, nl);
+	free(lxml);
+	free(cxml);
+	return arr;
+}
+
 /* ---- per-VM summaries for the VM list ----------------------------------- */
 
 /*
@@ -886,16 +1278,25 @@ devices_kick(const char *uuid)
 static void
 summary_refresh(const char *uuid)
 {
-	json_object *full;
+	json_object *full, *sum, *pci;
 	char u[37];
+	size_t i;
 
 	if (state_lookup(uuid, u) == -1) {
 		devices_summary_set(uuid, NULL);
 		return;
 	}
 	full = devices_vm_json(uuid);
-	devices_summary_set(uuid, summary_of(full));
+	sum = summary_of(full);
 	json_object_put(full);
+	pci = devices_vm_pci_json(uuid);
+	full = summary_of(pci);
+	for (i = 0; i < json_object_array_length(full); i++)
+		json_object_array_add(
+		    sum, json_object_get(json_object_array_get_idx(full, i)));
+	json_object_put(full);
+	json_object_put(pci);
+	devices_summary_set(uuid, sum);
 }
 
 static void *
@@ -1285,6 +1686,8 @@ devices_attach(const char *uuid, json_object *body, json_object **devp,
 	int ret = -1;
 
 	*devp = NULL;
+	if (body != NULL && json_object_object_get_ex(body, "pci", NULL))
+		return pci_attach(uuid, body, devp, err);
 	if (body_usb(body, &want, err) == -1)
 		return -1;
 	pthread_mutex_lock(&dev_mtx);
@@ -1353,6 +1756,8 @@ devices_detach(const char *uuid, const char *id, struct api_error *err)
 	size_t i, n = 0, ncfg, nl = 0, nc = 0;
 	int li = -1, ci = -1, stale, ret = -1;
 
+	if (pci_id_form(id))
+		return pci_detach(uuid, id, err);
 	pthread_mutex_lock(&dev_mtx);
 	ncfg = vm_cfgs(uuid, &meta, &cfg);
 	for (i = 0; i < ncfg; i++) {

@@ -778,6 +778,20 @@ bool devices_summary_set(const char *uuid, json_object *arr);
 int devices_attach(const char *uuid, json_object *body, json_object **devp,
     struct api_error *);
 int devices_detach(const char *uuid, const char *id, struct api_error *);
+/*
+ * PCI through the same API (x86; pci_none.c: 501 not_built): POST
+ * {"pci": "0000:00:02.0" | [whole IOMMU group]}, the device id is its
+ * address.  Pure helpers for the domain's <hostdev type='pci'>.
+ */
+struct pci_hostdev {
+	char addr[16]; /* "0000:00:02.0" */
+	char *xml; /* the element, for detaching it */
+};
+size_t devices_pci_hostdevs_parse(const char *domxml, struct pci_hostdev **);
+void devices_pci_hostdevs_free(struct pci_hostdev *, size_t n);
+char *devices_pci_hostdev_xml(const char *addr); /* managed='yes' */
+json_object *
+devices_vm_pci_json(const char *uuid); /* [{id,address,name,state}] */
 
 /* virt.c, host devices (devices.c): no libvirt text in *err. */
 /* The domain's XML (inactive: its persistent definition), its state. */
