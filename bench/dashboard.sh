@@ -63,7 +63,10 @@ for i in $(seq -f '%02g' 1 "$nvms"); do
 XML
 	virsh -q define "$d/dom.xml" >/dev/null || { echo "bench/dashboard: virsh define failed" >&2; exit 1; }
 done
+# Chromium reloads the page 10 times in a row: the earlier pages' SSE streams
+# may still count against the per-IP limit (default 16) for a moment
 printf 'socket_group =\nlease_file = %s/leases\nreservations_dir = %s\n' "$d" "$d" >"$d/vmmod.conf"
+echo "max_conns_per_ip = 64" >>"$d/vmmod.conf"
 "$build/vmmod" -f "$d/vmmod.conf" --uri qemu:///system --accel tcg \
 	--socket "$d/vmmod.sock" --listen "127.0.0.1:$port" --token-file "$d/token" \
 	--data-dir "$d" --templates "$top/templates" --web-root "$top/web-assets" >"$d/vmmod.log" 2>&1 &
