@@ -243,6 +243,7 @@ main(int argc, char **argv)
 	    answers_load(&a, answers_file, &err) == -1) {
 		fprintf(stderr, "guardian-vm-setup: %s\n", err);
 		free(err);
+		answers_clear(&a);
 		return EXIT_USAGE;
 	}
 	if (!repair && answers_from_env(&a, env_get, &err) == -1) {
