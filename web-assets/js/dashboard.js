@@ -3,6 +3,7 @@
 import { api } from './api.js';
 import { createLive } from './live.js';
 import { mountTile } from './tile.js';
+import { mountUsb } from './usb.js';
 import { mountVms } from './vms.js';
 
 window.addEventListener('gvm-unauthorized', () => { window.location.assign('/login'); });
@@ -10,6 +11,10 @@ window.addEventListener('gvm-unauthorized', () => { window.location.assign('/log
 const live = createLive();
 mountTile(document.getElementById('gvm-tile'), live, { pageUrl: '#vms' });
 mountVms(document.getElementById('gvm-vms'), live);
+const usb = document.createElement('div');
+usb.className = 'gvm-main-usb';
+document.getElementById('gvm-vms').after(usb);
+mountUsb(usb, live);
 
 document.getElementById('gvm-logout').addEventListener('click', async () => {
 	try { await api('POST', '/api/logout', {}); } catch (e) { /* gone anyway */ }

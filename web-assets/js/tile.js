@@ -63,6 +63,15 @@ export function mountTile(root, live, opts = {}) {
 		const li = el('li', { 'data-vm': vm.name },
 			el('span', { class: `gvm-state gvm-state-${vm.state}`, title: vm.state }),
 			el('span', { class: 'gvm-name', title: vm.name }, vm.name));
+		const missing = (vm.devices || []).filter((d) => d.state === 'waiting');
+		if (missing.length) {
+			const what = missing.map((d) => d.name || d.id).join(', ');
+			li.append(el('span', {
+				class: 'gvm-warn', 'data-gvm': 'usb-missing', role: 'img',
+				title: `USB device missing, waiting for replug: ${what}`,
+				'aria-label': `USB device missing: ${what}`,
+			}, '⚠'));
+		}
 		if (on && vm.web_url) {
 			if (vm.web_ready === false) li.append(el('span', { class: 'gvm-muted gvm-small' }, 'preparing…'));
 			else if (/^https?:\/\//.test(vm.web_url)) {

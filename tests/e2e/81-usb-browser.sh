@@ -1,0 +1,114 @@
+#!/bin/bash
+# 81-usb-browser: the VM page's USB devices panel in Chromium
+# (tests/browser/usb.mjs) against a vmmod that runs under umockdev-run, so
+# libusb enumerates the fake devices of tests/data/umockdev, and the
+# sandbox's libvirtd.  A fake Zigbee stick is attached to a stopped VM from
+# the page and listed; a VM whose configured stick is not plugged in gets the
+# tile's warning icon and "waiting for replug"; detach.  Screenshot:
+# build/screenshots/usb-panel.png.
+#
+# Only real hardware exercises the hand-over to QEMU: the VM here stays
+# stopped (its definition gains the <hostdev>; libvirtd sees no USB device).
+# Run it alone with:  tests/sandbox.sh -- tests/e2e/81-usb-browser.sh
+set -u
+top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+if [ -z "${GVM_SANDBOX:-}" ]; then
+	exec "$top/tests/sandbox.sh" -- "$0" "$@"
+fi
+build=${BUILD:-build/$(uname -m)}
+case $build in /*) ;; *) build=$top/$build ;; esac
+vmmod=$build/vmmod
+[ -x "$vmmod" ] || { echo "FAIL: no $vmmod (make first)"; exit 1; }
+for t in curl virsh node umockdev-run; do
+	command -v $t >/dev/null || { echo "SKIP: no $t"; exit 77; }
+done
+[ -x /usr/bin/chromium ] || { echo "SKIP: no /usr/bin/chromium"; exit 77; }
+[ -d "$top/tests/browser/node_modules/playwright-core" ] ||
+	{ echo "SKIP: no playwright-core (make browser-deps)"; exit 77; }
+
+fails=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+
+# libvirtd wants to list USB devices (as in 80-usb.sh): an empty
+# /sys/bus/usb/devices inside the sandbox's mount namespace.
+if [ ! -d /sys/bus/usb/devices ]; then
+	sysb=$(mktemp -d /run/gvm-81-sysbus.XXXXXX)
+	mkdir "$sysb/orig"
+	mount --bind /sys/bus "$sysb/orig"
+	mount -t tmpfs -o mode=0755 gvm-sysbus /sys/bus
+	for dd in "$sysb"/orig/*/; do
+		n=$(basename "$dd")
+		mkdir "/sys/bus/$n"
+		mount --bind "$dd" "/sys/bus/$n"
+	done
+	mkdir -p /sys/bus/usb/devices
+fi
+
+d=$(mktemp -d /tmp/gvm-e2e-usbweb.XXXXXX)
+chmod 755 "$d"
+port=18193
+vmmod_pid=""
+cleanup() {
+	[ -n "$vmmod_pid" ] && kill "$vmmod_pid" 2>/dev/null && wait "$vmmod_pid" 2>/dev/null
+	for n in gvm-usb-web gvm-usb-warn; do virsh -q undefine "$n" >/dev/null 2>&1; done
+	if [ "$fails" != 0 ]; then
+		echo "--- vmmod log (last 30 lines)"; tail -30 "$d/vmmod.log" 2>/dev/null
+	fi
+	rm -rf "$d"
+}
+trap cleanup EXIT
+
+define() { # NAME [METADATA]
+	cat >"$d/dom.xml" <<XML
+<domain type='qemu'>
+  <name>$1</name>
+  ${2:-}
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <devices><controller type='usb' index='0' model='qemu-xhci'/><memballoon model='none'/></devices>
+</domain>
+XML
+	virsh -q define "$d/dom.xml" >/dev/null
+}
+define gvm-usb-web || bad "define gvm-usb-web"
+# wants a CH340 with a serial that no fake device has: "waiting"
+define gvm-usb-warn "<metadata><gvm:vm xmlns:gvm='https://guardian.hookprobe.com/vmmod/1'><gvm:usb vendor='0x1a86' product='0x7523' serial='UNPLUGGED1'/></gvm:vm></metadata>" ||
+	bad "define gvm-usb-warn"
+
+cat >"$d/vmmod.conf" <<CONF
+socket_group =
+socket_mode = 0660
+lease_file = $d/leases
+reservations_dir = $d/resv
+CONF
+mkdir -p "$d/resv"
+args=()
+for f in "$top"/tests/data/umockdev/*.umockdev; do
+	args+=(--device "$f")
+done
+umockdev-run "${args[@]}" -- "$vmmod" -d -f "$d/vmmod.conf" --uri qemu:///system --accel tcg \
+	--socket "$d/vmmod.sock" --listen "127.0.0.1:$port" --token-file "$d/token" \
+	--data-dir "$d" --templates "$top/templates" --web-root "$top/web-assets" \
+	>"$d/vmmod.log" 2>&1 &
+vmmod_pid=$!
+for _ in $(seq 100); do
+	curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && [ -s "$d/token" ] && break
+	sleep 0.1
+done
+curl -sf "http://127.0.0.1:$port/healthz" -o /dev/null && ok "vmmod under umockdev is up" || bad "vmmod is up"
+token=$(cat "$d/token")
+n=$(curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/host/devices" |
+	python3 -c 'import json,sys; print(len(json.load(sys.stdin)["usb"]))' 2>/dev/null)
+[ "${n:-0}" -ge 3 ] && ok "vmmod lists $n fake USB devices" || bad "vmmod lists the fake USB devices ($n)"
+
+mkdir -p "$top/build/screenshots"
+if (cd "$top/tests/browser" && VMMOD_URL="http://127.0.0.1:$port" VMMOD_TOKEN=$token \
+	SHOTS="$top/build/screenshots" timeout 180 node usb.mjs); then
+	ok "browser checks (tests/browser/usb.mjs)"
+else
+	bad "browser checks (tests/browser/usb.mjs)"
+fi
+[ "$fails" = 0 ] || { echo "81-usb-browser: $fails failed"; exit 1; }
+echo "81-usb-browser: all passed"
