@@ -56,8 +56,12 @@ wait_state(const char *name, const char *want)
 START_TEST(test_virt_connects_and_lists)
 {
 	json_object *o;
+	int i;
 
 	ck_assert(wait_state("test", "running"));
+	/* The table is filled first, then the connection is announced. */
+	for (i = 0; i < 500 && !state_connected(); i++)
+		usleep(10000);
 	ck_assert(state_connected());
 	o = state_status_json();
 	ck_assert(json_object_get_boolean(
