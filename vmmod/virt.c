@@ -138,6 +138,18 @@ conn_get(void)
 	return c;
 }
 
+/* A referenced connection, or NULL and a 503 in *err while libvirtd is away. */
+static virConnectPtr
+conn_need(struct api_error *err)
+{
+	virConnectPtr c;
+
+	if ((c = conn_get()) == NULL)
+		api_error_set(
+		    err, 503, "libvirtd_down", "libvirtd is not reachable");
+	return c;
+}
+
 /* ---- event callbacks (event thread: no libvirt calls) -------------------- */
 
 static int
@@ -876,11 +888,8 @@ virt_action(const char *ref, enum vm_action act, int timeout_s,
 
 	if (vmp != NULL)
 		*vmp = NULL;
-	if ((c = conn_get()) == NULL) {
-		api_error_set(
-		    err, 503, "libvirtd_down", "libvirtd is not reachable");
+	if ((c = conn_need(err)) == NULL)
 		return -1;
-	}
 	if ((dom = lookup(c, ref, uuid, err)) == NULL)
 		goto done;
 	switch (act) {
@@ -946,11 +955,8 @@ virt_set_autostart(
 
 	if (vmp != NULL)
 		*vmp = NULL;
-	if ((c = conn_get()) == NULL) {
-		api_error_set(
-		    err, 503, "libvirtd_down", "libvirtd is not reachable");
+	if ((c = conn_need(err)) == NULL)
 		return -1;
-	}
 	if ((dom = lookup(c, ref, uuid, err)) == NULL)
 		goto done;
 	if (virDomainIsPersistent(dom) != 1) {
@@ -1014,11 +1020,8 @@ virt_delete(
 	char uuid[37], *xml = NULL, **disks = NULL;
 	int active, persistent, ret = -1;
 
-	if ((c = conn_get()) == NULL) {
-		api_error_set(
-		    err, 503, "libvirtd_down", "libvirtd is not reachable");
+	if ((c = conn_need(err)) == NULL)
 		return -1;
-	}
 	if ((dom = lookup(c, ref, uuid, err)) == NULL)
 		goto done;
 	active = virDomainIsActive(dom);
@@ -1058,6 +1061,29 @@ done:
 }
 
 /* ---- console streams (console.c) ---------------------------------------- */
+
+/* The domain of uuid if it runs; else NULL and *err (404, 409, 503...). */
+static virDomainPtr
+running_domain(virConnectPtr c, const char *uuid, struct api_error *err)
+{
+	virDomainPtr dom;
+	int active;
+
+	if ((dom = virDomainLookupByUUIDString(c, uuid)) == NULL) {
+		fail_libvirt(err, "find", uuid);
+		return NULL;
+	}
+	if ((active = virDomainIsActive(dom)) != 1) {
+		if (active == 0)
+			api_error_set(
+			    err, 409, "wrong_state", "the VM is not running");
+		else
+			fail_libvirt(err, "inspect", uuid);
+		virDomainFree(dom);
+		return NULL;
+	}
+	return dom;
+}
 
 /*
  * A VM's serial console as a non-blocking stream.  Its events run on the
@@ -1118,25 +1144,11 @@ virt_console_open(const char *uuid, bool force, virt_console_fn cb, void *arg,
 	virDomainPtr dom = NULL;
 	virStreamPtr st = NULL;
 	virConnectPtr c;
-	int active;
 
-	if ((c = conn_get()) == NULL) {
-		api_error_set(
-		    err, 503, "libvirtd_down", "libvirtd is not reachable");
+	if ((c = conn_need(err)) == NULL)
 		return NULL;
-	}
-	if ((dom = virDomainLookupByUUIDString(c, uuid)) == NULL) {
-		fail_libvirt(err, "find", uuid);
+	if ((dom = running_domain(c, uuid, err)) == NULL)
 		goto done;
-	}
-	if ((active = virDomainIsActive(dom)) != 1) {
-		if (active == 0)
-			api_error_set(
-			    err, 409, "wrong_state", "the VM is not running");
-		else
-			fail_libvirt(err, "inspect", uuid);
-		goto done;
-	}
 	if ((st = virStreamNew(c, VIR_STREAM_NONBLOCK)) == NULL ||
 	    virDomainOpenConsole(dom, NULL, st,
 		force ? VIR_DOMAIN_CONSOLE_FORCE : VIR_DOMAIN_CONSOLE_SAFE) <
@@ -1222,25 +1234,12 @@ virt_graphics_fd(const char *uuid, struct api_error *err)
 {
 	virDomainPtr dom;
 	virConnectPtr c;
-	int fd = -1, active;
+	int fd = -1;
 
-	if ((c = conn_get()) == NULL) {
-		api_error_set(
-		    err, 503, "libvirtd_down", "libvirtd is not reachable");
+	if ((c = conn_need(err)) == NULL)
 		return -1;
-	}
-	if ((dom = virDomainLookupByUUIDString(c, uuid)) == NULL) {
-		fail_libvirt(err, "find", uuid);
+	if ((dom = running_domain(c, uuid, err)) == NULL)
 		goto done;
-	}
-	if ((active = virDomainIsActive(dom)) != 1) {
-		if (active == 0)
-			api_error_set(
-			    err, 409, "wrong_state", "the VM is not running");
-		else
-			fail_libvirt(err, "inspect", uuid);
-		goto done;
-	}
 	if ((fd = virDomainOpenGraphicsFD(
 		 dom, 0, VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH)) < 0) {
 		log_warnx("%s: %s: %s", __func__, uuid, last_error());
@@ -1637,11 +1636,8 @@ dev_dom(virConnectPtr *cp, const char *uuid, struct api_error *err)
 {
 	virDomainPtr dom;
 
-	if ((*cp = conn_get()) == NULL) {
-		api_error_set(
-		    err, 503, "libvirtd_down", "libvirtd is not reachable");
+	if ((*cp = conn_need(err)) == NULL)
 		return NULL;
-	}
 	if ((dom = virDomainLookupByUUIDString(*cp, uuid)) == NULL) {
 		fail_libvirt(err, "find", uuid);
 		virConnectClose(*cp);
