@@ -13,7 +13,7 @@ fi
 build=${BUILD:-build/$(uname -m)}
 case $build in /*) ;; *) build=$top/$build ;; esac
 vmmod=$build/vmmod
-for t in curl virsh valgrind; do
+for t in curl virsh valgrind jq; do
 	command -v $t >/dev/null || { echo "SKIP: no $t"; exit 77; }
 done
 [ -x "$vmmod" ] || { echo "FAIL: no $vmmod (make first)"; exit 1; }
@@ -80,9 +80,12 @@ expect() { # expect STATUS METHOD PATH [BODY]
 	if [ "$got" = "$want" ]; then ok "$1 $2 -> $got"; else bad "$1 $2 -> $got (want $want)"; fi
 }
 
-# valgrind is ~20x slower: give it a minute to come up.
+# valgrind is ~20x slower: give it a minute to come up and to connect to
+# libvirtd (status answers 200 before the connection is made; /api/vms
+# answers 503 libvirtd_down until then).
 for _ in $(seq 600); do
-	[ -S "$d/vmmod.sock" ] && [ "$(api GET /api/vms/status 2>/dev/null)" = 200 ] && break
+	[ -S "$d/vmmod.sock" ] && [ "$(api GET /api/vms/status 2>/dev/null)" = 200 ] &&
+		jq -e '.libvirtd_running == true' "$d/out" >/dev/null 2>&1 && break
 	kill -0 "$vg_pid" 2>/dev/null || break
 	sleep 0.1
 done
