@@ -100,6 +100,15 @@ try {
 		await page.waitForSelector(`[data-gvm=vm-rows] ${sel('gvm-web-a')}`);
 		await page.screenshot({ path: `${SHOTS}/fixture-vm-page.png`, fullPage: true });
 		ok('VM page through the blueprint lists the VMs');
+		// the USB panel works through the blueprint too (GET /api/host/devices
+		// and /api/vms/{name}/devices are forwarded; no USB on this host)
+		await page.waitForSelector('[data-gvm=usb-panel]');
+		const devs = page.waitForResponse((r) => r.url().endsWith('/api/vms/gvm-web-a/devices'));
+		await page.selectOption('[data-gvm=usb-vm]', 'gvm-web-a');
+		const st = (await devs).status();
+		const err = await page.locator('[data-gvm=usb-msg].gvm-msg-error').count();
+		check(`VM page through the blueprint has the USB devices panel (devices ${st}, no error)`,
+			st === 200 && err === 0);
 	});
 	await page.close();
 
