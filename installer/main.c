@@ -24,8 +24,9 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: guardian-vm-setup [--unattended] [--answers FILE] "
 	    "[--dry-run]\n"
-	    "                         [--root DIR] [--trust-unpinned]\n"
-	    "       guardian-vm-setup --uninstall [--purge] [--root DIR]\n"
+	    "                         [--root DIR [--live]] [--trust-unpinned]\n"
+	    "       guardian-vm-setup --uninstall [--purge] [--root DIR "
+	    "[--live]]\n"
 	    "       guardian-vm-setup --repair | --apply-firewall [--root "
 	    "DIR]\n"
 	    "       guardian-vm-setup --help | --version\n"
@@ -152,6 +153,7 @@ main(int argc, char **argv)
 	    {"repair", no_argument, NULL, 'R'},
 	    {"apply-firewall", no_argument, NULL, 'F'},
 	    {"trust-unpinned", no_argument, NULL, 't'},
+	    {"live", no_argument, NULL, 'L'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct apply_opts ao = {.root = "", .progress = progress};
@@ -209,6 +211,9 @@ main(int argc, char **argv)
 		case 't':
 			trust = true;
 			break;
+		case 'L':
+			ao.live = true;
+			break;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
@@ -221,9 +226,15 @@ main(int argc, char **argv)
 	}
 	if (strcmp(ao.root, "/") == 0)
 		ao.root = "";
+	if (ao.live && ao.root[0] == '\0') {
+		fprintf(stderr, "guardian-vm-setup: --live goes with --root\n");
+		return EXIT_USAGE;
+	}
+	if (ao.live)
+		ao.files_only = false;
 	ao.skip_apt = getenv("GVM_SETUP_SKIP_APT") != NULL &&
 	    strcmp(getenv("GVM_SETUP_SKIP_APT"), "1") == 0;
-	if (!dry_run && ao.root[0] == '\0' && geteuid() != 0) {
+	if (!dry_run && (ao.root[0] == '\0' || ao.live) && geteuid() != 0) {
 		fprintf(stderr,
 		    "guardian-vm-setup: run as root (or try "
 		    "--dry-run)\n");
@@ -257,7 +268,7 @@ main(int argc, char **argv)
 
 	facts_read(ao.root,
 	    a.storage_dir != NULL ? a.storage_dir : GVM_STORAGE_DEFAULT, &f);
-	if (ao.root[0] == '\0' &&
+	if ((ao.root[0] == '\0' || ao.live) &&
 	    nl_bridge_inspect(a.bridge != NULL ? a.bridge : "br0", &bi, &err) ==
 		0) {
 		f.bridge_exists = bi.exists;

@@ -483,10 +483,12 @@ plan_network(struct plan *p, const struct facts *f, const struct answers *a)
 		    "192.168.44.1/24",
 		    p->bridge);
 	}
-	p->create_bridge = !p->guardian && !f->bridge_exists;
+	p->create_bridge = !f->bridge_exists;
 	if (p->guardian && !f->bridge_exists)
-		plan_note(
-		    p, "%s is not up now; Guardian brings it up", p->bridge);
+		plan_note(p,
+		    "%s is not up now: created for now; Guardian's own "
+		    "configuration brings it up at boot",
+		    p->bridge);
 	if (!p->guardian && f->bridge_exists && f->bridge_addr[0] == '\0')
 		return plan_stop(p, 3,
 		    "%s exists but has no IPv4 address: "
@@ -682,7 +684,9 @@ plan_build(const struct facts *f, const struct answers *a)
 		    "create %s with %s/%u through libnl (no port enslaved: "
 		    "never the interface you are connected through)",
 		    p->bridge, self, p->net.prefix);
-		if (p->netcfg == NETCFG_IFUPDOWN) {
+		if (p->guardian) {
+			/* Guardian persists its br0 itself */
+		} else if (p->netcfg == NETCFG_IFUPDOWN) {
 			xasprintf(
 			    &t, "/etc/network/interfaces.d/%s", p->bridge);
 			change_file(s, t, gen_ifupdown(p),
@@ -735,7 +739,8 @@ plan_build(const struct facts *f, const struct answers *a)
 	}
 	change_enable(s, "guardian-vms-dnsmasq-reload.path");
 	change_action(s, "dnsmasq-restart", true,
-	    "restart dnsmasq (it reads dhcp-range only at start)");
+	    "restart dnsmasq (it reads dhcp-range only at start)%s",
+	    f->systemd ? "" : "; no systemd as PID 1: started directly");
 
 	s = plan_step(p, "libvirt", "libvirt: network, storage pool, guests");
 	c = step_change(s, CH_FILE, GVM_LIBVIRT_GUESTS,
@@ -744,11 +749,13 @@ plan_build(const struct facts *f, const struct answers *a)
 	c->edit = edit_guests;
 	change_file(s, GVM_LIBVIRTD_DROPIN, gen_libvirtd_dropin(p),
 	    "autostarted VMs start after the bridge and dnsmasq");
-	change_action(s, "libvirt-network", false,
-	    "libvirt network 'guardian' (bridge mode on %s), autostarted",
+	change_action(s, "libvirt-network", true,
+	    "libvirt network '" GVM_LV_NETWORK "' (bridge mode on %s): "
+	    "defined, autostarted, started (libvirt API)",
 	    p->bridge);
-	change_action(s, "libvirt-pool", false,
-	    "libvirt storage pool 'guardian-vms' (dir %s), autostarted",
+	change_action(s, "libvirt-pool", true,
+	    "libvirt storage pool '" GVM_LV_POOL "' (dir %s): defined, "
+	    "autostarted, started (libvirt API)",
 	    p->storage_dir);
 
 	s = plan_step(p, "vmmod", "vmmod: configuration and service");
@@ -789,7 +796,9 @@ plan_build(const struct facts *f, const struct answers *a)
 	    f->systemd ? "systemctl daemon-reload; start "
 			 "guardian-vms-firewall, guardian-vms-dnsmasq-reload"
 			 ".path, vmmod"
-		       : "no systemd as PID 1: start vmmod directly");
+		       : "no systemd as PID 1: start vmmod directly (the "
+			 "firewall was applied above; dnsmasq is not "
+			 "SIGHUPed when a reservation is removed)");
 	if (a->deploy_ha == TRI_YES) {
 		s = plan_step(p, "deploy", "Deploy Home Assistant");
 		change_action(s, "deploy-ha", false,

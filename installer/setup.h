@@ -85,6 +85,28 @@ int fw_apply(const struct fw_params *, char **errp);
 int fw_remove(char **errp);
 
 /*
+ * lv.c: libvirt through its API (the only file including libvirt).  The
+ * XML builders are pure (libxml2 tree, golden files); *defined says the
+ * call defined the object (so the manifest records it as ours).
+ */
+#define GVM_LIBVIRT_URI "qemu:///system"
+#define GVM_LV_NETWORK "guardian"
+#define GVM_LV_POOL "guardian-vms"
+char *lv_network_xml(const char *name, const char *bridge);
+char *lv_pool_xml(const char *name, const char *dir);
+int lv_network_ensure(const char *uri, const char *name, const char *bridge,
+    bool *defined, char **errp);
+int lv_pool_ensure(const char *uri, const char *name, const char *dir,
+    bool *defined, char **errp);
+/* Defined, active and autostarted (NULL: not checked). */
+int lv_verify(const char *uri, const char *net, const char *pool, char **errp);
+int lv_network_remove(const char *uri, const char *name, char **errp);
+int lv_pool_remove(const char *uri, const char *name, char **errp);
+bool lv_domain_ours(const char *xml, const char *pool, const char *dir);
+int lv_purge(const char *uri, const char *pool, const char *dir, bool dry_run,
+    char **names, size_t *nvol, char **errp);
+
+/*
  * answers.c: the installer's answers, from --answers FILE (key=value like
  * /etc/hookprobe/install.conf) and the environment.  Unknown HOOKPROBE_*
  * and other keys are ignored (the file may be install.conf itself);
@@ -321,7 +343,9 @@ typedef void (*progress_fn)(void *arg, size_t step, size_t nsteps,
     const char *id, int pct, const char *msg);
 struct apply_opts {
 	const char *root; /* "" for the real root */
-	bool files_only; /* --root: skip packages, users, net, services */
+	bool files_only; /* --root without --live: files only */
+	bool live; /* --root --live: also bridge, firewall, libvirt, daemons
+		      (tests in a namespace; never packages or users) */
 	bool skip_apt; /* GVM_SETUP_SKIP_APT=1 */
 	bool purge; /* uninstall: VMs' storage too */
 	progress_fn progress;

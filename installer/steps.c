@@ -13,9 +13,12 @@
 
 #include <arpa/inet.h>
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,9 +329,9 @@ do_packages(struct run *r, const struct change *c, char **errp)
 	int fds[2], ws = 0, pct;
 	FILE *f;
 
-	if (r->o->files_only || r->o->skip_apt) {
+	if (r->o->root[0] != '\0' || r->o->skip_apt) {
 		say(r, -1, "packages skipped (%s)",
-		    r->o->files_only ? "--root" : "GVM_SETUP_SKIP_APT");
+		    r->o->root[0] != '\0' ? "--root" : "GVM_SETUP_SKIP_APT");
 		return 0;
 	}
 	argv = xcalloc(16, sizeof(char *));
@@ -397,7 +400,7 @@ do_user(struct run *r, const struct change *c, char **errp)
 	    "libvirt,kvm", c->path, NULL};
 	struct mentry me = {.type = "user", .path = c->path};
 
-	if (r->o->files_only) {
+	if (r->o->root[0] != '\0') {
 		say(r, -1, "user %s skipped (--root)", c->path);
 		return 0;
 	}
@@ -423,6 +426,195 @@ fw_params_from(const struct plan *p, struct fw_params *fp)
 	for (i = 0; i < p->nblock_ports && i < IPT_MAX_PORTS; i++)
 		fp->ipt.mgmt_ports[fp->ipt.nmgmt++] = p->block_ports[i];
 	fp->console_port = p->console_port;
+}
+
+/* ---- libvirt: network and storage pool ------------------------------ */
+
+static int
+do_libvirt(struct run *r, const struct change *c, char **errp)
+{
+	const struct plan *p = r->plan;
+	bool net = strcmp(c->path, "libvirt-network") == 0, defined = false;
+	char *dir = rooted(r, p->storage_dir), *err = NULL;
+	const char *name = net ? GVM_LV_NETWORK : GVM_LV_POOL;
+	struct mentry me = {.type = c->path, .path = name};
+	int rc;
+
+	if (net)
+		rc = lv_network_ensure(
+		    GVM_LIBVIRT_URI, name, p->bridge, &defined, &err);
+	else
+		rc = lv_pool_ensure(GVM_LIBVIRT_URI, name, dir, &defined, &err);
+	if (rc == 0 && defined && manifest_find(r->m, c->path, name) == -1) {
+		me.target = net ? p->bridge : dir;
+		manifest_add(r->m, &me);
+		rc = save(r, &err);
+	}
+	/* verify: looked up again, active and autostarted */
+	if (rc == 0)
+		rc = lv_verify(GVM_LIBVIRT_URI, net ? name : NULL,
+		    net ? NULL : name, &err);
+	if (rc == 0)
+		say(r, -1, "libvirt %s %s: %s, autostarted, active",
+		    net ? "network" : "storage pool", name,
+		    defined ? "defined" : "already defined");
+	else
+		st_err(errp, "%s: %s", c->desc, err);
+	free(err);
+	free(dir);
+	return rc;
+}
+
+/* ---- daemons without systemd ---------------------------------------- */
+
+#define GVM_RUNDIR "/run/guardian-vms"
+
+/* The pid in PIDFILE when that process runs and is called COMM; else 0. */
+static pid_t
+daemon_pid(const char *pidfile, const char *comm)
+{
+	char *s = read_file(pidfile, 64, NULL), path[64], *c;
+	long pid = s != NULL ? strtol(s, NULL, 10) : 0;
+	pid_t ret = 0;
+
+	free(s);
+	if (pid <= 1)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	if ((c = read_file(path, 64, NULL)) != NULL) {
+		c[strcspn(c, "\n")] = '\0';
+		if (strcmp(c, comm) == 0)
+			ret = (pid_t)pid;
+		free(c);
+	}
+	return ret;
+}
+
+/* Stops the daemon of PIDFILE (ours: its name checked), waits up to 5 s. */
+static void
+daemon_stop(const char *pidfile, const char *comm)
+{
+	pid_t pid = daemon_pid(pidfile, comm);
+	int i;
+
+	if (pid > 0 && kill(pid, SIGTERM) == 0)
+		for (i = 0; i < 50 && kill(pid, 0) == 0; i++) {
+			waitpid(pid, NULL, WNOHANG);
+			usleep(100000);
+		}
+	unlink(pidfile);
+}
+
+static int
+record_daemon(struct run *r, const char *name, const char *pidfile, char **errp)
+{
+	struct mentry me = {.type = "daemon", .path = name, .target = pidfile};
+
+	if (manifest_find(r->m, "daemon", name) != -1)
+		return 0;
+	manifest_add(r->m, &me);
+	return save(r, errp);
+}
+
+/* dnsmasq: restarted (only the one we started); it daemonizes itself. */
+static int
+start_dnsmasq(struct run *r, char **errp)
+{
+	const char *pidfile = GVM_RUNDIR "/dnsmasq.pid";
+	char *confdir, *hostsdir, *namesdir, *argv[8];
+	size_t n = 0;
+	int rc;
+
+	daemon_stop(pidfile, "dnsmasq");
+	xasprintf(&confdir, "--conf-dir=%s/etc/dnsmasq.d,*.conf", r->o->root);
+	xasprintf(
+	    &hostsdir, "--dhcp-hostsdir=%s" GVM_RESERVATIONS_DIR, r->o->root);
+	xasprintf(&namesdir, "--hostsdir=%s" GVM_HOSTS_DIR, r->o->root);
+	argv[n++] = "dnsmasq";
+	argv[n++] = "--conf-file=/dev/null";
+	argv[n++] = confdir;
+	argv[n++] = "--pid-file=" GVM_RUNDIR "/dnsmasq.pid";
+	if (r->o->root[0] != '\0') {
+		/* the drop-in names the host's directories */
+		argv[n++] = hostsdir;
+		argv[n++] = namesdir;
+	}
+	argv[n] = NULL;
+	if ((rc = run_ok(argv)) == -1)
+		st_err(errp,
+		    "dnsmasq did not start (if another dnsmasq serves the "
+		    "bridge, stop it, or restart it with %s)",
+		    confdir);
+	else {
+		say(r, -1, "no systemd as PID 1: started dnsmasq directly (%s)",
+		    confdir);
+		rc = record_daemon(r, "dnsmasq", pidfile, errp);
+	}
+	free(confdir);
+	free(hostsdir);
+	free(namesdir);
+	return rc;
+}
+
+/* vmmod: does not daemonize; started in its own session, pid file ours. */
+static int
+start_vmmod(struct run *r, char **errp)
+{
+	const char *pidfile = GVM_RUNDIR "/vmmod.pid";
+	char *argv[] = {GVM_SBINDIR "/vmmod", "-f", GVM_VMMOD_CONF, NULL};
+	char buf[32];
+	pid_t pid;
+	int fd;
+
+	if (r->o->root[0] != '\0') {
+		say(r, -1,
+		    "vmmod not started (--root: its configuration names "
+		    "the host's directories)");
+		return 0;
+	}
+	if (access(argv[0], X_OK) == -1) {
+		say(r, -1, "vmmod not started: no %s (make install)", argv[0]);
+		return 0;
+	}
+	daemon_stop(pidfile, "vmmod");
+	if ((pid = fork()) == -1)
+		return st_err(errp, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		setsid();
+		fd = open("/dev/null", O_RDWR);
+		if (fd >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	snprintf(buf, sizeof(buf), "%ld\n", (long)pid);
+	if (write_file_atomic(pidfile, buf, strlen(buf), 0644) == -1)
+		return st_err(errp, "%s: %s", pidfile, strerror(errno));
+	usleep(300000);
+	if (waitpid(pid, NULL, WNOHANG) == pid)
+		return st_err(errp,
+		    "vmmod exited at once (run %s -f %s to see why)", argv[0],
+		    GVM_VMMOD_CONF);
+	say(r, -1, "no systemd as PID 1: started vmmod directly (pid %ld)",
+	    (long)pid);
+	return record_daemon(r, "vmmod", pidfile, errp);
+}
+
+static int
+do_direct(struct run *r, const struct change *c, char **errp)
+{
+	if (mkdir(GVM_RUNDIR, 0755) == -1 && errno != EEXIST)
+		return st_err(
+		    errp, "mkdir " GVM_RUNDIR ": %s", strerror(errno));
+	if (strcmp(c->path, "dnsmasq-restart") == 0)
+		return start_dnsmasq(r, errp);
+	say(r, -1,
+	    "no systemd as PID 1: the firewall was applied above; nothing "
+	    "SIGHUPs dnsmasq when a reservation is removed");
+	return start_vmmod(r, errp);
 }
 
 static int
@@ -473,6 +665,9 @@ do_action(struct run *r, const struct change *c, char **errp)
 	}
 	if (strcmp(c->path, "nftables") == 0)
 		return 0; /* fw_apply above did both */
+	if (strcmp(c->path, "libvirt-network") == 0 ||
+	    strcmp(c->path, "libvirt-pool") == 0)
+		return do_libvirt(r, c, errp);
 	if (strcmp(c->path, "dnsmasq-restart") == 0 ||
 	    strcmp(c->path, "services") == 0) {
 		char *reload[] = {"systemctl", "daemon-reload", NULL};
@@ -482,12 +677,9 @@ do_action(struct run *r, const struct change *c, char **errp)
 		    "guardian-vms-firewall.service",
 		    "guardian-vms-dnsmasq-reload.path", "vmmod.service", NULL};
 
-		if (access("/run/systemd/system", F_OK) == -1) {
-			say(r, -1,
-			    "no systemd as PID 1: start dnsmasq and "
-			    "vmmod yourself (not done by this release)");
-			return 0;
-		}
+		if (r->o->root[0] != '\0' ||
+		    access("/run/systemd/system", F_OK) == -1)
+			return do_direct(r, c, errp);
 		if (strcmp(c->path, "dnsmasq-restart") == 0)
 			rc = run_ok(reload) == 0 && run_ok(restart) == 0 ? 0
 									 : -1;
@@ -557,8 +749,8 @@ undo_entry(struct run *r, size_t i, char **errp)
 				    me.path);
 			else if (me.keep)
 				say(r, -1,
-				    "kept %s: --purge of VM disks is "
-				    "not implemented in this release",
+				    "kept %s: not empty after --purge (files "
+				    "that are no volume of the pool)",
 				    me.path);
 			else
 				say(r, -1, "kept %s: not empty", me.path);
@@ -585,6 +777,22 @@ undo_entry(struct run *r, size_t i, char **errp)
 	} else if (strcmp(me.type, "firewall") == 0) {
 		if (fw_remove(errp) == -1)
 			rc = -1;
+	} else if (strcmp(me.type, "libvirt-network") == 0) {
+		if ((rc = lv_network_remove(GVM_LIBVIRT_URI, me.path, errp)) ==
+		    0)
+			say(r, -1, "libvirt network %s undefined", me.path);
+	} else if (strcmp(me.type, "libvirt-pool") == 0) {
+		if ((rc = lv_pool_remove(GVM_LIBVIRT_URI, me.path, errp)) == 0)
+			say(r, -1,
+			    "libvirt storage pool %s undefined (its directory "
+			    "is handled on its own)",
+			    me.path);
+	} else if (strcmp(me.type, "daemon") == 0) {
+		if (me.target != NULL)
+			daemon_stop(me.target, me.path);
+		rmdir(GVM_RUNDIR);
+		say(r, -1, "stopped %s (started directly: no systemd)",
+		    me.path);
 	} else
 		say(r, -1, "unknown change '%s' left alone", me.type);
 	free(full);
@@ -694,6 +902,90 @@ steps_apply(const struct plan *p, struct manifest *m,
 	return rc;
 }
 
+/* --purge: the files vmmod wrote into a directory we made (reservations). */
+static void
+purge_dir_files(struct run *r, const char *dir)
+{
+	char *full = rooted(r, dir), *f;
+	struct dirent *d;
+	DIR *dp;
+
+	if (manifest_find(r->m, "dir", dir) == -1 ||
+	    (dp = opendir(full)) == NULL) {
+		free(full);
+		return;
+	}
+	while ((d = readdir(dp)) != NULL) {
+		if (d->d_type != DT_REG)
+			continue;
+		xasprintf(&f, "%s/%s", full, d->d_name);
+		unlink(f);
+		free(f);
+	}
+	closedir(dp);
+	free(full);
+}
+
+/*
+ * Plain uninstall names the VMs it keeps; --purge removes them, their
+ * volumes and vmmod's reservation files first, so that the walk back
+ * leaves the host as it was before the install.
+ */
+static int
+vms_before_undo(struct run *r, char **errp)
+{
+	struct mentry me;
+	char *names = NULL, *err = NULL, *dir = NULL;
+	size_t nvol = 0, i;
+	int rc = 0;
+
+	for (i = 0; i < manifest_count(r->m) && dir == NULL; i++) {
+		manifest_get(r->m, i, &me);
+		if ((strcmp(me.type, "dir") == 0 && me.keep) ||
+		    (strcmp(me.type, "libvirt-pool") == 0 && me.target != NULL))
+			dir = me.type[0] == 'd' ? rooted(r, me.path)
+						: xstrdup(me.target);
+	}
+	if (r->o->files_only) {
+		say(r, -1, "%s",
+		    r->o->purge ? "--purge: VMs are not looked at with --root"
+				: "your VMs and their disks were kept (--purge "
+				  "removes them)");
+		free(dir);
+		return 0;
+	}
+	rc = lv_purge(GVM_LIBVIRT_URI, GVM_LV_POOL, dir != NULL ? dir : "/-",
+	    !r->o->purge, &names, &nvol, &err);
+	if (rc == -1 && !r->o->purge) {
+		/* libvirtd may be gone already: nothing to name */
+		say(r, -1,
+		    "your VMs and their disks were kept (--purge "
+		    "removes them)");
+		rc = 0;
+	} else if (rc == -1)
+		st_err(errp, "--purge: %s", err);
+	else if (r->o->purge) {
+		purge_dir_files(r, GVM_RESERVATIONS_DIR);
+		purge_dir_files(r, GVM_HOSTS_DIR);
+		say(r, -1,
+		    "--purge: removed VMs made by vmmod (%s) and %zu disk "
+		    "volume(s) of pool " GVM_LV_POOL,
+		    names[0] != '\0' ? names : "none", nvol);
+	} else if (names[0] != '\0')
+		say(r, -1,
+		    "your VMs and their disks were kept: %s (in %s; --purge "
+		    "removes them)",
+		    names, dir != NULL ? dir : "their pool");
+	else
+		say(r, -1,
+		    "your VMs and their disks were kept (none found; --purge "
+		    "removes them)");
+	free(names);
+	free(err);
+	free(dir);
+	return rc;
+}
+
 int
 steps_uninstall(struct manifest *m, const struct apply_opts *o, char **errp)
 {
@@ -703,16 +995,14 @@ steps_uninstall(struct manifest *m, const struct apply_opts *o, char **errp)
 	run_init(&r, NULL, m, o);
 	r.nsteps = 1;
 	r.id = "uninstall";
+	if ((rc = vms_before_undo(&r, errp)) == -1) {
+		free(r.mpath);
+		return -1;
+	}
 	rc = undo_from(&r, 0, true, errp);
 	if (rc == 0) {
 		unlink(r.mpath);
 		undo_from(&r, 0, false, errp);
-		say(&r, -1, "%s",
-		    o->purge
-			? "VM domains and their disks: --purge of those is not "
-			  "implemented in this release; remove them with virsh"
-			: "your VMs and their disks were kept (--purge removes "
-			  "them)");
 	} else
 		save(&r, NULL);
 	free(r.mpath);
