@@ -66,6 +66,9 @@ static const struct conf_key conf_keys[] = {
     K("audit_log", CT_OPTPATH, audit_log, 0, 0),
     K("allowed_origins", CT_OPTSTR, allowed_origins, 0, 0),
     K("console_url_base", CT_OPTSTR, console_url_base, 0, 0),
+    K("console_listen", CT_LISTEN, console_listen, 0, 0),
+    K("console_tls_cert", CT_OPTPATH, console_tls_cert, 0, 0),
+    K("console_tls_key", CT_OPTPATH, console_tls_key, 0, 0),
     K("storage_pool", CT_STR, storage_pool, 0, 0),
     K("pool_dir", CT_OPTPATH, pool_dir, 0, 0),
     K("bridge", CT_STR, bridge, 0, 0),
@@ -82,6 +85,20 @@ static const char *const accel_names[] = {
     [ACCEL_AUTO] = "auto", [ACCEL_KVM] = "kvm", [ACCEL_TCG] = "tcg"};
 
 #define FIELD(c, k, type) ((type *)(void *)((char *)(c) + (k)->off))
+
+/*
+ * A default from systemd's LoadCredential=: $CREDENTIALS_DIRECTORY/name
+ * when the service manager set that (to an absolute path), else unset.
+ */
+static void
+conf_credential(char **p, const char *name)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+
+	*p = NULL;
+	if (dir != NULL && dir[0] == '/')
+		xasprintf(p, "%s/%s", dir, name);
+}
 
 void
 conf_init(struct vmmod_conf *c)
@@ -107,6 +124,9 @@ conf_init(struct vmmod_conf *c)
 	c->audit_log = NULL;
 	c->allowed_origins = NULL;
 	c->console_url_base = NULL;
+	c->console_listen = NULL;
+	conf_credential(&c->console_tls_cert, "console.crt");
+	conf_credential(&c->console_tls_key, "console.key");
 	c->storage_pool = xstrdup("guardian-vms");
 	c->pool_dir = NULL;
 	c->bridge = xstrdup("br0");
@@ -366,6 +386,62 @@ conf_split(char *line, char **keyp, char **valp, char **msgp)
 	return 1;
 }
 
+/* The line that set key, 0 when it kept its default. */
+static unsigned
+conf_seen(const unsigned *seen, const char *key)
+{
+	return seen[conf_key_find(key) - conf_keys];
+}
+
+/*
+ * The console listener's keys together: it needs a certificate and a key
+ * (given, or systemd's credentials), and console URLs need a host that a
+ * browser can reach: a wildcard address wants console_url_base.
+ */
+static int
+conf_check_console(const struct vmmod_conf *c, const unsigned *seen,
+    unsigned *linep, char **msgp)
+{
+	const char *l = c->console_listen;
+	size_t hostlen;
+
+	if (c->console_url_base != NULL &&
+	    !str_has_prefix(c->console_url_base, "http://") &&
+	    !str_has_prefix(c->console_url_base, "https://")) {
+		*linep = conf_seen(seen, "console_url_base");
+		xasprintf(msgp,
+		    "console_url_base: '%s' does not start with http:// or "
+		    "https://",
+		    c->console_url_base);
+		return -1;
+	}
+	if (l == NULL)
+		return 0;
+	*linep = conf_seen(seen, "console_listen");
+	if (c->console_tls_cert == NULL || c->console_tls_key == NULL) {
+		xasprintf(msgp,
+		    "console_listen needs console_tls_cert and "
+		    "console_tls_key (or systemd credentials console.crt and "
+		    "console.key in $CREDENTIALS_DIRECTORY)");
+		return -1;
+	}
+	if (c->listen != NULL && strcmp(c->listen, l) == 0) {
+		xasprintf(msgp, "console_listen: %s is also 'listen'", l);
+		return -1;
+	}
+	hostlen = strrchr(l, ':') - l;
+	if (c->console_url_base == NULL &&
+	    ((hostlen == 7 && strncmp(l, "0.0.0.0", 7) == 0) ||
+		(hostlen == 4 && strncmp(l, "[::]", 4) == 0))) {
+		xasprintf(msgp,
+		    "console_listen: %s is a wildcard address; set "
+		    "console_url_base to the URL browsers reach it at",
+		    l);
+		return -1;
+	}
+	return 0;
+}
+
 int
 conf_parse(
     struct vmmod_conf *c, const char *text, const char *name, char **errp)
@@ -412,6 +488,8 @@ conf_parse(
 		    tmp.max_conns_per_ip, tmp.max_conns);
 		goto fail;
 	}
+	if (conf_check_console(&tmp, seen, &lineno, &msg) == -1)
+		goto fail;
 	free(buf);
 	conf_clear(c);
 	*c = tmp;

@@ -7,6 +7,12 @@
  * percent-decoded segments here (from the raw URI, so "%2F" stays inside its
  * segment) and handed to api.c, whose answer becomes the MHD response.
  *
+ * On Guardian a third one, the console listener (conf console_listen), speaks
+ * TLS with Guardian's certificate (read into memory at start, usually from
+ * systemd's LoadCredential= directory) and answers only the console page, its
+ * assets and the console websockets: everything else is a 404 there, before
+ * any credentials, API route or static page is looked at.
+ *
  * Server-sent events: a chunked response whose reader copies blocks from the
  * event ring; when there is nothing to send the connection is suspended, and
  * the ring's watch callback or the keepalive timer resumes it, so an idle
@@ -50,7 +56,14 @@ struct listener {
 	struct MHD_Daemon *d;
 	int fd;
 	bool tcp; /* needs credentials */
+	bool console; /* TLS, console routes only */
 	char *path; /* Unix socket to unlink on stop */
+};
+
+/* The console listener's certificate and key (PEM, NUL-terminated). */
+struct tls_pair {
+	char *cert, *key;
+	size_t key_len;
 };
 
 struct req {
@@ -89,8 +102,11 @@ struct session {
 	time_t expires;
 };
 
-static struct listener listeners[2];
+static struct listener listeners[3];
 static char *allowed_origins;
+/* the console listener: URL base of console URLs and its origin */
+static char *console_base, *console_origin;
+static struct tls_pair console_tls;
 static unsigned char token_digest[32];
 static bool token_loaded;
 
@@ -808,7 +824,14 @@ send_response(struct listener *l, struct MHD_Connection *c, struct req *r,
 	if (ar->status == 401)
 		MHD_add_response_header(
 		    resp, "WWW-Authenticate", "Bearer realm=\"vmmod\"");
-	if (ar->set_cookie != NULL)
+	if (ar->set_cookie != NULL && l->console) {
+		/* the console cookie never leaves TLS */
+		char *sc;
+
+		xasprintf(&sc, "%s; Secure", ar->set_cookie);
+		MHD_add_response_header(resp, "Set-Cookie", sc);
+		free(sc);
+	} else if (ar->set_cookie != NULL)
 		MHD_add_response_header(resp, "Set-Cookie", ar->set_cookie);
 	ret = MHD_queue_response(c, ar->status, resp);
 	MHD_destroy_response(resp);
@@ -1065,6 +1088,72 @@ static_start(const char *web_root)
 
 /* ---- end of static files ------------------------------------------------ */
 
+/* ---- the console listener ----------------------------------------------- */
+
+enum console_route { CR_NONE, CR_ASSET, CR_PAGE, CR_SOCKET };
+
+/*
+ * Which console route the split path is: /console/assets/<file>,
+ * /console/{name} or /api/vms/{name}/console/serial|vnc.  Anything else is
+ * CR_NONE, which the console listener answers with a 404.
+ */
+static enum console_route
+console_route(const struct api_request *ar)
+{
+	if (ar->nseg >= 3 && strcmp(ar->seg[0], "console") == 0 &&
+	    strcmp(ar->seg[1], "assets") == 0)
+		return CR_ASSET;
+	if (ar->nseg == 2 && strcmp(ar->seg[0], "console") == 0 &&
+	    strcmp(ar->seg[1], "assets") != 0)
+		return CR_PAGE;
+	if (ar->nseg == 5 && strcmp(ar->seg[0], "api") == 0 &&
+	    strcmp(ar->seg[1], "vms") == 0 &&
+	    strcmp(ar->seg[3], "console") == 0 &&
+	    (strcmp(ar->seg[4], "serial") == 0 ||
+		strcmp(ar->seg[4], "vnc") == 0))
+		return CR_SOCKET;
+	return CR_NONE;
+}
+
+/*
+ * The console listener's whole policy, on the headers: GET (or HEAD) of a
+ * console route, nothing else; a websocket's Origin is the console
+ * listener's own (console.c checks tickets and cookies as everywhere).
+ */
+static enum MHD_Result
+console_first_call(struct listener *l, struct MHD_Connection *c, struct req *r,
+    unsigned mbit, enum console_route cr)
+{
+	const char *origin, *host;
+	enum static_kind sk;
+	char rel[256];
+
+	if (cr == CR_NONE || r->route == -1)
+		return send_error(l, c, r, 404, "not_found",
+		    "only consoles are served here", 0);
+	if (mbit != AM_GET)
+		return send_error(l, c, r, 405, "method_not_allowed",
+		    "method not allowed", AM_GET);
+	if (cr == CR_ASSET) {
+		if (!str_has_prefix(r->uri, "/console/assets/") ||
+		    (sk = static_lookup(r->uri, rel, sizeof(rel))) != SK_ASSET)
+			return send_error(
+			    l, c, r, 404, "not_found", "no such file", 0);
+		return static_serve(l, c, r, sk, rel);
+	}
+	if (cr == CR_SOCKET) {
+		origin = header(c, "Origin");
+		host = header(c, "Host");
+		if (!http_origin_ok(origin, NULL, console_origin) &&
+		    (origin == NULL || host == NULL ||
+			!str_has_prefix(origin, "https://") ||
+			strcmp(origin + 8, host) != 0))
+			return send_error(l, c, r, 403, "bad_origin",
+			    "Origin not allowed for a console", 0);
+	}
+	return MHD_YES;
+}
+
 /*
  * The first call, with the headers only: route, credentials, Origin and a
  * declared body size are checked before any body is read.
@@ -1079,6 +1168,7 @@ first_call(struct listener *l, struct MHD_Connection *c, const char *method,
 	unsigned mbit = api_method_bit(method), allow;
 	char *path = xstrdup(r->uri);
 	enum static_kind sk;
+	enum console_route cr;
 	char rel[256];
 
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);
@@ -1090,7 +1180,10 @@ first_call(struct listener *l, struct MHD_Connection *c, const char *method,
 	ar.nseg = http_split_path(path, ar.seg);
 	ar.method = mbit;
 	r->route = ar.nseg == -1 ? -1 : api_route(&ar, &allow);
+	cr = ar.nseg == -1 ? CR_NONE : console_route(&ar);
 	free(path);
+	if (l->console)
+		return console_first_call(l, c, r, mbit, cr);
 	/* the web UI's pages and assets (static files section above) */
 	if ((r->route == -1 || str_has_prefix(r->uri, "/console/assets/")) &&
 	    mbit == AM_GET &&
@@ -1365,6 +1458,76 @@ done:
 	return fd;
 }
 
+/*
+ * Reads the console listener's PEM certificate (chain) and key into memory
+ * and checks with GnuTLS that they parse and belong together, so a bad file
+ * stops the start with its own name instead of a TLS error at the first
+ * browser.  A file holding just "none" is systemd's SetCredential= fallback
+ * of vmmod.service: the LoadCredential= source was missing.
+ */
+static void tls_clear(struct tls_pair *);
+
+static int
+tls_load(struct tls_pair *t, const char *cert, const char *key)
+{
+	gnutls_certificate_credentials_t cred = NULL;
+	gnutls_datum_t dc, dk;
+	const char *what = cert, *bad = NULL;
+	size_t len;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	if ((t->cert = read_file(cert, 1 << 20, &len)) == NULL)
+		goto fail_errno;
+	dc.data = (unsigned char *)t->cert;
+	dc.size = (unsigned)len;
+	what = key;
+	if ((t->key = read_file(key, 1 << 20, &t->key_len)) == NULL)
+		goto fail_errno;
+	dk.data = (unsigned char *)t->key;
+	dk.size = (unsigned)t->key_len;
+	if (strcmp(t->cert, "none") == 0 || strcmp(t->key, "none") == 0 ||
+	    strstr(t->cert, "-----BEGIN") == NULL ||
+	    strstr(t->key, "-----BEGIN") == NULL) {
+		log_warnx("console listener: %s or %s holds no PEM data (with "
+			  "systemd: is the LoadCredential= source of "
+			  "vmmod.service there?)",
+		    cert, key);
+		goto fail;
+	}
+	if ((rc = gnutls_certificate_allocate_credentials(&cred)) < 0)
+		bad = gnutls_strerror(rc);
+	else if ((rc = gnutls_certificate_set_x509_key_mem2(
+		      cred, &dc, &dk, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0)
+		bad = gnutls_strerror(rc);
+	if (cred != NULL)
+		gnutls_certificate_free_credentials(cred);
+	if (bad != NULL) {
+		log_warnx("console listener: certificate %s with key %s: %s",
+		    cert, key, bad);
+		goto fail;
+	}
+	return 0;
+fail_errno:
+	log_warn("console listener: %s", what);
+fail:
+	tls_clear(t);
+	return -1;
+}
+
+static void
+tls_clear(struct tls_pair *t)
+{
+	if (t->key != NULL)
+		gnutls_memset(t->key, 0, t->key_len);
+	free(t->key);
+	free(t->cert);
+	memset(t, 0, sizeof(*t));
+}
+
+/* TLS 1.2 and 1.3 only; GnuTLS's NORMAL for the rest. */
+#define CONSOLE_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
 static int
 daemon_start(
     struct listener *l, const struct vmmod_conf *conf, unsigned threads)
@@ -1385,8 +1548,23 @@ daemon_start(
 		l->tcp ? conf->max_conns_per_ip : 0, NULL},
 	    {MHD_OPTION_CONNECTION_TIMEOUT,
 		conf->conn_timeout_s ? conf->conn_timeout_s : 30, NULL},
+	    /* the console listener's TLS, else the end */
+	    {MHD_OPTION_END, 0, NULL},
+	    {MHD_OPTION_END, 0, NULL},
+	    {MHD_OPTION_END, 0, NULL},
 	    {MHD_OPTION_END, 0, NULL},
 	};
+	size_t n = nitems(opts) - 4;
+
+	if (l->console) {
+		flags |= MHD_USE_TLS;
+		opts[n++] = (struct MHD_OptionItem){
+		    MHD_OPTION_HTTPS_MEM_CERT, 0, console_tls.cert};
+		opts[n++] = (struct MHD_OptionItem){
+		    MHD_OPTION_HTTPS_MEM_KEY, 0, console_tls.key};
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES,
+		    0, (void *)CONSOLE_TLS_PRIORITIES};
+	}
 
 	l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l,
 	    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
@@ -1403,9 +1581,15 @@ http_start(const struct vmmod_conf *conf)
 	pthread_condattr_t ca;
 	struct listener *l;
 
+	struct vmmod_conf cc;
+	size_t n;
+
 	free(allowed_origins);
 	allowed_origins =
 	    conf->allowed_origins ? xstrdup(conf->allowed_origins) : NULL;
+	free(console_base);
+	free(console_origin);
+	console_base = console_origin = NULL;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&sse_cond, &ca);
@@ -1413,7 +1597,36 @@ http_start(const struct vmmod_conf *conf)
 	cond_ready = true;
 	sse_stopping = work_stopping = false;
 	static_start(conf->web_root);
-	if (console_start(conf) == -1)
+	/*
+	 * The console listener: its certificate first (a bad one stops the
+	 * start before anything listens), and console URLs point at it --
+	 * at console_url_base when that is set (the URL browsers use, e.g. a
+	 * name or a NAT), else at https://<console_listen>.
+	 */
+	if (conf->console_listen != NULL) {
+		if (conf->console_tls_cert == NULL ||
+		    conf->console_tls_key == NULL) {
+			log_warnx("console listener: console_tls_cert and "
+				  "console_tls_key are needed");
+			goto fail;
+		}
+		if (tls_load(&console_tls, conf->console_tls_cert,
+			conf->console_tls_key) == -1)
+			goto fail;
+		if (conf->console_url_base != NULL)
+			console_base = xstrdup(conf->console_url_base);
+		else
+			xasprintf(
+			    &console_base, "https://%s", conf->console_listen);
+		/* conf.c made sure of "http://" or "https://" */
+		n = strstr(console_base, "://") + 3 - console_base;
+		console_origin = xstrndup(
+		    console_base, n + strcspn(console_base + n, "/?#"));
+	}
+	cc = *conf;
+	if (console_base != NULL)
+		cc.console_url_base = console_base;
+	if (console_start(&cc) == -1)
 		goto fail;
 	if (conf->socket_path != NULL) {
 		l = &listeners[0];
@@ -1439,6 +1652,16 @@ http_start(const struct vmmod_conf *conf)
 			goto fail;
 		log_info("listening on %s (token in %s)", conf->listen,
 		    conf->token_file);
+	}
+	if (conf->console_listen != NULL) {
+		l = &listeners[2];
+		l->tcp = l->console = true;
+		if ((l->fd = tcp_listen(conf->console_listen)) == -1 ||
+		    daemon_start(l, conf, 2) == -1)
+			goto fail;
+		log_info("console listener on https://%s (consoles only; "
+			 "console URLs at %s)",
+		    conf->console_listen, console_base);
 	}
 	if (pthread_create(&ka_thread, NULL, sse_keepalive_main, NULL) != 0) {
 		log_warnx("%s: cannot start the keepalive thread", __func__);
@@ -1500,5 +1723,6 @@ http_stop(void)
 		free(l->path);
 		memset(l, 0, sizeof(*l));
 	}
+	tls_clear(&console_tls);
 	static_start(NULL);
 }
