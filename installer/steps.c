@@ -469,25 +469,36 @@ do_libvirt(struct run *r, const struct change *c, char **errp)
 
 #define GVM_RUNDIR "/run/guardian-vms"
 
-/* The pid in PIDFILE when that process runs and is called COMM; else 0. */
+/* PID runs (no zombie) and is called COMM. */
+static bool
+proc_is(pid_t pid, const char *comm)
+{
+	char path[64], *c, *open, *close;
+	bool yes = false;
+
+	/* "PID (COMM) STATE ..." */
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((c = read_file(path, 4096, NULL)) == NULL)
+		return false;
+	open = strchr(c, '(');
+	close = strrchr(c, ')');
+	yes = open != NULL && close != NULL && close > open &&
+	    (size_t)(close - open - 1) == strlen(comm) &&
+	    strncmp(open + 1, comm, strlen(comm)) == 0 && close[1] == ' ' &&
+	    close[2] != 'Z';
+	free(c);
+	return yes;
+}
+
+/* The pid in PIDFILE while that process runs and is called COMM; else 0. */
 static pid_t
 daemon_pid(const char *pidfile, const char *comm)
 {
-	char *s = read_file(pidfile, 64, NULL), path[64], *c;
+	char *s = read_file(pidfile, 64, NULL);
 	long pid = s != NULL ? strtol(s, NULL, 10) : 0;
-	pid_t ret = 0;
 
 	free(s);
-	if (pid <= 1)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-	if ((c = read_file(path, 64, NULL)) != NULL) {
-		c[strcspn(c, "\n")] = '\0';
-		if (strcmp(c, comm) == 0)
-			ret = (pid_t)pid;
-		free(c);
-	}
-	return ret;
+	return pid > 1 && proc_is((pid_t)pid, comm) ? (pid_t)pid : 0;
 }
 
 /* Stops the daemon of PIDFILE (ours: its name checked), waits up to 5 s. */
@@ -498,7 +509,7 @@ daemon_stop(const char *pidfile, const char *comm)
 	int i;
 
 	if (pid > 0 && kill(pid, SIGTERM) == 0)
-		for (i = 0; i < 50 && kill(pid, 0) == 0; i++) {
+		for (i = 0; i < 50 && proc_is(pid, comm); i++) {
 			waitpid(pid, NULL, WNOHANG);
 			usleep(100000);
 		}

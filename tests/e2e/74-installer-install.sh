@@ -1,0 +1,218 @@
+#!/bin/bash
+# 74-installer-install: the full unattended install inside the sandbox's
+# namespaces: a Guardian-shaped fake root (tests/data/installer/guardian-root)
+# for the files (--root), and --live for the rest: br0 made by the installer
+# through libnl, dnsmasq started directly (no systemd as PID 1 here), the
+# legacy chain through libiptc, the console rule in Guardian's nftables
+# (tests/data/installer/guardian.nft loaded: input policy drop), and the
+# libvirt network and pool in the sandbox's libvirtd.  Checked:
+#   - the console port (8091) does not answer from br0 before the install
+#     and does after it; a LAN host on br0 gets a lease from the pool
+#     (.2-.23, shrunk) from the dnsmasq the installer started;
+#   - virsh: network guardian (bridge br0) and pool guardian-vms (dir under
+#     the fake root) active and autostarted;
+#   - install run twice -> identical state (iptables-legacy-save, nft list
+#     ruleset, ip -d link, the root's files, net-dumpxml, pool-dumpxml);
+#   - uninstall with no VM -> identical to the pre-install snapshot;
+#   - with a VM made in the pool (a defined domain + a volume + a
+#     reservation): plain uninstall keeps them and says so; after another
+#     install, --purge -> identical to the pre-install snapshot.
+# Not covered here: deploying the test appliance through vmmod (--root does
+# not start vmmod; 40-deploy covers deploys).
+# Run it alone with:  sudo tests/sandbox.sh -- tests/e2e/74-installer-install.sh
+# Functions below are called through check and traps.
+# shellcheck disable=SC2317
+set -u
+top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+if [ -z "${GVM_SANDBOX:-}" ]; then
+	exec "$top/tests/sandbox.sh" -- "$0" "$@"
+fi
+build=${BUILD:-build/$(uname -m)}
+case $build in /*) ;; *) build=$top/$build ;; esac
+setup=$build/guardian-vm-setup
+data=${TESTDATA:-$top/tests/data}/installer
+[ -x "$setup" ] || { echo "FAIL: $setup not built"; exit 1; }
+for t in nft iptables-legacy-save dnsmasq busybox virsh python3; do
+	command -v $t >/dev/null || { echo "SKIP: $t missing (sudo make deps)"; exit 77; }
+done
+py=/usr/bin/python3
+unset HOOKPROBE_VM_SUPPORT GVM_STORAGE_DIR GVM_BRIDGE GVM_BRIDGE_ADDR GVM_DHCP_RANGE \
+	GVM_SHRINK_POOL GVM_CONSOLE_PORT GVM_BLOCK_PORTS GVM_DEPLOY_HA GVM_TRUST_UNPINNED GVM_VM_BLOCK
+export GVM_SETUP_SKIP_APT=1
+
+fails=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+not() { ! "$@"; }
+check() { # check DESCRIPTION COMMAND...
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+
+tmp=$(mktemp -d /tmp/gvm-e2e-install.XXXXXX)
+root=$tmp/root
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	[ -f /run/guardian-vms/dnsmasq.pid ] && kill "$(cat /run/guardian-vms/dnsmasq.pid)" 2>/dev/null
+	ip netns del lan 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+cp -a "$data/guardian-root" "$root"
+answers=$tmp/answers
+sed "s|^GVM_STORAGE_DIR=.*|GVM_STORAGE_DIR=/srv/guardian-vms|" "$data/guardian.answers" >"$answers"
+
+# tcp ADDR PORT from the LAN host: does a connection open within 2 s?
+tcp() { ip netns exec lan $py -c 'import socket,sys
+socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()' "$1" "$2" 2>/dev/null; }
+# lan_up: the LAN host's veth into br0 (removed again by lan_down)
+lan_up() {
+	ip link add gvm-lan type veth peer name eth0 netns lan &&
+		ip link set gvm-lan master br0 up &&
+		ip -n lan addr add 192.168.4.5/27 dev eth0 && ip -n lan link set eth0 up || return 1
+	for _ in $(seq 50); do
+		ip netns exec lan busybox ping -c1 -W1 192.168.4.1 >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+lan_down() { ip link del gvm-lan 2>/dev/null; }
+run() { # run NAME ARGS...: the installer, output in $tmp/NAME
+	local name=$1 rc=0
+	shift
+	"$setup" "$@" </dev/null >"$tmp/$name" 2>&1 || rc=$?
+	[ $rc = 0 ] || { sed 's/^/    /' "$tmp/$name"; echo "    (exit $rc)"; }
+	return $rc
+}
+install() { run "$1" --unattended --root "$root" --live --answers "$answers"; }
+# The state compared between runs (counters, timers, MACs and free space out).
+snapshot() {
+	echo "## iptables"
+	iptables-legacy-save | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/'
+	echo "## nft"
+	nft list ruleset
+	echo "## links"
+	ip -d -o link show | sed -E -e 's/link\/ether [0-9a-f:]+ brd [0-9a-f:]+//' \
+		-e 's/ (hello|tcn|topology_change|gc)_timer +[0-9.]+//g' \
+		-e 's/ (bridge_id|designated_root|root_id) [0-9a-f.]+//g' -e 's/ state [A-Z]+//'
+	ip -o addr show | awk '{$1=""; print}' | sed -E 's/valid_lft.*//'
+	echo "## files"
+	(cd "$root" && find . -printf '%p %y %m\n' | sort && find . -type f -print0 | sort -z | xargs -0r sha256sum)
+	echo "## libvirt"
+	local n
+	for n in $(virsh -q net-list --all --name); do
+		virsh net-dumpxml "$n" | grep -v '<uuid>'
+		virsh -q net-list --all | grep -w "$n" # active, autostart
+	done
+	for n in $(virsh -q pool-list --all --name); do
+		virsh pool-dumpxml "$n" | grep -Ev '<(uuid|capacity|allocation|available)'
+		virsh -q pool-list --all | grep -w "$n"
+	done
+	echo "## daemons"
+	ls /run/guardian-vms 2>/dev/null
+}
+same() { # same WHAT FILE1 FILE2
+	diff -u "$2" "$3" >"$tmp/diff" && return 0
+	head -40 "$tmp/diff" | sed 's/^/    /'
+	return 1
+}
+
+# --- Guardian's firewall, its console listener, a LAN host
+nft -f "$data/guardian.nft" || { echo "FAIL: cannot load guardian.nft"; exit 1; }
+$py -c 'import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8091)); s.listen(16)
+while True: s.accept()[0].close()' &
+pids+=($!)
+ip netns add lan
+ip -n lan link set lo up
+iptables-legacy -t filter -S >/dev/null # the table loaded: the "empty" state
+
+# --- before: Guardian's br0 (made here for the check, removed again)
+ip link add br0 type bridge && ip addr add 192.168.4.1/27 dev br0 && ip link set br0 up
+check "LAN host on br0 before the install" lan_up
+check "console port 8091 does not answer from br0 before the install" not tcp 192.168.4.1 8091
+lan_down
+ip link del br0
+snapshot >"$tmp/s0"
+
+# --- install
+if install install1; then ok "install (--root --live)"; else bad "install (--root --live)"; fi
+cat "$tmp/install1"
+check "says there is no systemd and starts dnsmasq directly" \
+	grep -q "no systemd as PID 1: started dnsmasq directly" "$tmp/install1"
+check "br0 made by the installer, 192.168.4.1/27" \
+	bash -c 'ip -d link show br0 | grep -q bridge && ip -o addr show br0 | grep -q "192.168.4.1/27"'
+check "network guardian: bridge br0" bash -c 'virsh net-dumpxml guardian | grep -q "<bridge name=.br0./>"'
+check "network guardian: active, autostart" bash -c 'virsh net-info guardian | grep -Eq "^Active: +yes" &&
+	virsh net-info guardian | grep -Eq "^Autostart: +yes"'
+check "pool guardian-vms: dir under the root" \
+	bash -c "virsh pool-dumpxml guardian-vms | grep -q '<path>$root/srv/guardian-vms</path>'"
+check "pool guardian-vms: running, autostart" bash -c 'virsh pool-info guardian-vms | grep -Eq "^State: +running" &&
+	virsh pool-info guardian-vms | grep -Eq "^Autostart: +yes"'
+for t in libvirt-network libvirt-pool daemon bridge firewall; do
+	check "manifest records $t" grep -q "\"type\": \"$t\"" "$root/var/lib/guardian-vms/install.json"
+done
+check "LAN host on br0 after the install" lan_up
+check "console port 8091 answers from br0 after the install" tcp 192.168.4.1 8091
+lease() { ip netns exec lan timeout 20 busybox udhcpc -i eth0 -n -q -f -t 5 -T 1 -s /bin/true 2>&1; }
+out=$(lease)
+check "LAN host gets a lease from the shrunk pool (.2-.23)" \
+	grep -Eq 'lease of 192\.168\.4\.([2-9]|1[0-9]|2[0-3]) obtained' <<<"$out"
+lan_down
+snapshot >"$tmp/s1"
+
+if install install2; then ok "second install"; else bad "second install"; fi
+snapshot >"$tmp/s2"
+check "the snapshot sees the install (br0, network, pool, chain, rule)" bash -c "! cmp -s '$tmp/s0' '$tmp/s1' &&
+	grep -q '<name>guardian</name>' '$tmp/s1' && grep -q '<name>guardian-vms</name>' '$tmp/s1' &&
+	grep -q 'br0.*bridge' '$tmp/s1' && grep -q GVM-VMS '$tmp/s1' && grep -q 'guardian-vms console' '$tmp/s1'"
+check "install twice -> identical state" same "" "$tmp/s1" "$tmp/s2"
+
+# --- uninstall with no VM -> the pre-install state
+if run uninstall1 --uninstall --root "$root" --live; then ok "uninstall"; else bad "uninstall"; fi
+cat "$tmp/uninstall1"
+check "uninstall says VMs are kept (none found)" grep -q "your VMs and their disks were kept (none found" "$tmp/uninstall1"
+snapshot >"$tmp/s3"
+check "uninstall -> identical to the pre-install snapshot" same "" "$tmp/s0" "$tmp/s3"
+
+# --- a VM made in the pool: plain uninstall keeps it, --purge removes it
+make_vm() {
+	virsh -q vol-create-as guardian-vms vm1.qcow2 1M --format qcow2 >/dev/null &&
+		cat >"$tmp/vm1.xml" <<EOF &&
+<domain type='qemu'><name>vm1</name><memory unit='MiB'>64</memory>
+<os><type arch='x86_64'>hvm</type></os>
+<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+<source file='$root/srv/guardian-vms/vm1.qcow2'/><target dev='vda' bus='virtio'/></disk></devices></domain>
+EOF
+		virsh -q define "$tmp/vm1.xml" >/dev/null &&
+		echo "52:54:00:00:00:01,192.168.4.24,vm1" >"$root/etc/dnsmasq.d/guardian-vms-hosts/vm1"
+}
+install install3 >/dev/null || bad "third install"
+check "a VM (domain, volume, reservation) in the pool" make_vm
+if run uninstall2 --uninstall --root "$root" --live; then ok "plain uninstall with a VM"; else bad "plain uninstall with a VM"; fi
+check "plain uninstall names the VM it keeps" grep -q "your VMs and their disks were kept: vm1" "$tmp/uninstall2"
+check "the VM is still defined" virsh -q dominfo vm1
+check "its disk is still there" test -f "$root/srv/guardian-vms/vm1.qcow2"
+check "the network and the pool are gone" bash -c '! virsh -q net-info guardian 2>/dev/null && ! virsh -q pool-info guardian-vms 2>/dev/null'
+# back to the pre-install state by hand, then the same with --purge
+virsh -q undefine vm1 >/dev/null
+rm -rf "$root/srv" "$root/etc/dnsmasq.d/guardian-vms-hosts"
+snapshot >"$tmp/s4"
+check "plain uninstall + removing the VM by hand -> pre-install snapshot" same "" "$tmp/s0" "$tmp/s4"
+
+install install4 >/dev/null || bad "fourth install"
+check "a VM again" make_vm
+if run purge --uninstall --purge --root "$root" --live; then ok "uninstall --purge"; else bad "uninstall --purge"; fi
+cat "$tmp/purge"
+check "--purge says what it removed" grep -q "removed VMs made by vmmod (vm1) and 1 disk" "$tmp/purge"
+check "the VM is gone" not virsh -q dominfo vm1 2>/dev/null
+snapshot >"$tmp/s5"
+check "--purge -> identical to the pre-install snapshot" same "" "$tmp/s0" "$tmp/s5"
+
+[ $fails = 0 ] && echo "PASS: install (live in the namespace) twice identical, console port, lease, uninstall and --purge restore"
+exit $((fails > 0))
