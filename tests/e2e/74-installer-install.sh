@@ -67,7 +67,7 @@ answers=$tmp/answers
 sed "s|^GVM_STORAGE_DIR=.*|GVM_STORAGE_DIR=/srv/guardian-vms|" "$data/guardian.answers" >"$answers"
 
 # tcp ADDR PORT from the LAN host: does a connection open within 2 s?
-tcp() { ip netns exec lan $py -c 'import socket,sys
+tcp() { ip netns exec lan "$py" -c 'import socket,sys
 socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()' "$1" "$2" 2>/dev/null; }
 # lan_up: the LAN host's veth into br0 (removed again by lan_down)
 lan_up() {
@@ -123,7 +123,7 @@ same() { # same WHAT FILE1 FILE2
 
 # --- Guardian's firewall, its console listener, a LAN host
 nft -f "$data/guardian.nft" || { echo "FAIL: cannot load guardian.nft"; exit 1; }
-$py -c 'import socket
+"$py" -c 'import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", 8091)); s.listen(16)
 while True: s.accept()[0].close()' &
