@@ -55,6 +55,8 @@ static size_t nstops;
 static int watchers;
 static unsigned long reconnects;
 static bool ever_connected;
+/* console streams section: frees closed streams at start/stop */
+static void console_events_running(bool);
 
 /* worker-only */
 static struct sample *samples;
@@ -754,6 +756,7 @@ virt_init(const struct vmmod_conf *conf)
 	pool_name = xstrdup(conf->storage_pool ? conf->storage_pool : "");
 	quit = false;
 	need_connect = true;
+	console_events_running(true);
 	if (pthread_create(&event_tid, NULL, event_main, NULL) != 0 ||
 	    pthread_create(&worker_tid, NULL, worker_main, NULL) != 0) {
 		log_warnx("%s: cannot start threads", __func__);
@@ -775,6 +778,7 @@ virt_shutdown(void)
 	/* A zero timeout makes the event loop iterate once and see quit. */
 	virEventAddTimeout(0, event_nudge, NULL, NULL);
 	pthread_join(event_tid, NULL);
+	console_events_running(false);
 	free(uri);
 	free(pool_name);
 	free(samples);
@@ -1088,8 +1092,15 @@ running_domain(virConnectPtr c, const char *uuid, struct api_error *err)
 /*
  * A VM's serial console as a non-blocking stream.  Its events run on the
  * event thread; mtx and `closed` make sure no callback reaches console.c
- * once virt_console_close() has returned (libvirt frees the struct through
- * the callback's free function, after any dispatch in progress).
+ * once virt_console_close() has returned.
+ *
+ * Who frees the struct: virt_console_close() hands it to the reaper, which
+ * frees it on the event thread (a zero timeout), that is after any
+ * console_event() dispatch that was under way when the callback was
+ * removed; virt_shutdown() frees what is still waiting once that thread has
+ * stopped.  libvirt's free callback is not used: its remote driver never
+ * calls it (remoteStreamCallbackFree tests !cb, which always holds a
+ * callback; fixed upstream in 2025), so every closed console leaked.
  */
 struct virt_console {
 	pthread_mutex_t mtx;
@@ -1097,15 +1108,86 @@ struct virt_console {
 	bool closed, ended;
 	virt_console_fn cb;
 	void *arg;
+	struct virt_console *reap_next;
 };
 
-static void
-console_free_cb(void *opaque)
-{
-	struct virt_console *vc = opaque;
+static pthread_mutex_t reap_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct virt_console *reap_list; /* closed, not freed yet */
+static int reap_timer = -1;
+static bool events_stopped; /* no event thread: free right away */
 
+static void
+console_free(struct virt_console *vc)
+{
 	pthread_mutex_destroy(&vc->mtx);
 	free(vc);
+}
+
+static void
+console_free_list(struct virt_console *list)
+{
+	struct virt_console *vc;
+
+	while ((vc = list) != NULL) {
+		list = vc->reap_next;
+		console_free(vc);
+	}
+}
+
+/* The zero timeout, on the event thread. */
+static void
+console_reap(int timer, void *opaque)
+{
+	struct virt_console *list;
+
+	(void)opaque;
+	pthread_mutex_lock(&reap_mtx);
+	list = reap_list;
+	reap_list = NULL;
+	virEventRemoveTimeout(timer);
+	if (reap_timer == timer)
+		reap_timer = -1;
+	pthread_mutex_unlock(&reap_mtx);
+	console_free_list(list);
+}
+
+static void
+console_reap_later(struct virt_console *vc)
+{
+	bool now;
+
+	pthread_mutex_lock(&reap_mtx);
+	if (!(now = events_stopped)) {
+		vc->reap_next = reap_list;
+		reap_list = vc;
+		/* if no timeout can be added, virt_shutdown() frees it */
+		if (reap_timer == -1 &&
+		    (reap_timer = virEventAddTimeout(
+			 0, console_reap, NULL, NULL)) < 0) {
+			log_warnx("%s: %s", __func__, last_error());
+			reap_timer = -1;
+		}
+	}
+	pthread_mutex_unlock(&reap_mtx);
+	if (now)
+		console_free(vc);
+}
+
+/* virt_init(): the event thread runs; virt_shutdown(): it has stopped. */
+static void
+console_events_running(bool running)
+{
+	struct virt_console *list;
+
+	pthread_mutex_lock(&reap_mtx);
+	events_stopped = !running;
+	list = reap_list;
+	reap_list = NULL;
+	if (reap_timer != -1)
+		virEventRemoveTimeout(reap_timer);
+	reap_timer = -1;
+	pthread_mutex_unlock(&reap_mtx);
+	console_free_list(list);
 }
 
 static void
@@ -1166,11 +1248,11 @@ virt_console_open(const char *uuid, bool force, virt_console_fn cb, void *arg,
 	if (virStreamEventAddCallback(st,
 		VIR_STREAM_EVENT_READABLE | VIR_STREAM_EVENT_ERROR |
 		    VIR_STREAM_EVENT_HANGUP,
-		console_event, vc, console_free_cb) < 0) {
+		console_event, vc, NULL) < 0) {
 		log_warnx("%s: %s: %s", __func__, uuid, last_error());
 		api_error_set(err, 500, "libvirt_error",
 		    "cannot watch the VM's serial console");
-		console_free_cb(vc);
+		console_free(vc); /* never registered */
 		vc = NULL;
 		goto done;
 	}
@@ -1222,11 +1304,13 @@ virt_console_close(struct virt_console *vc)
 	vc->closed = true;
 	st = vc->st;
 	pthread_mutex_unlock(&vc->mtx);
-	/* may free vc (console_free_cb): not touched after this */
-	virStreamEventRemoveCallback(st);
+	/* no new dispatch after this; one under way sees `closed` */
+	if (virStreamEventRemoveCallback(st) < 0)
+		log_debug("%s: %s", __func__, last_error());
 	if (virStreamAbort(st) < 0)
 		log_debug("%s: %s", __func__, last_error());
 	virStreamFree(st);
+	console_reap_later(vc);
 }
 
 int

@@ -144,8 +144,22 @@ a = connect(tk=ticket()["ticket"])
 b = connect(cookie=cookie_kv)
 ok("two serial viewers connected (ticket, cookie)")
 a.send_binary(b'2{"cols":120,"rows":40}')
-send_input(a, "\n")
-read_until(a, "#", 5)  # the shell's prompt
+
+
+def shell_ready(w, total=90):
+    """Two prompts, each answering our newline: the shell's line editor
+    reads (input sent while the guest's shell still starts can be lost;
+    slow under TCG and sanitizers)."""
+    end = time.monotonic() + total
+    answered = 0
+    while answered < 2 and time.monotonic() < end:
+        send_input(w, "\n")
+        found, _ = read_until(w, "# ", 5)
+        answered = answered + 1 if found else 0
+    return answered == 2
+
+
+check("the guest's shell answers on the serial console", shell_ready(a))
 word = "hi-" + secrets.token_hex(4)
 send_input(a, "echo %s | tr a-z A-Z\n" % word)
 found, seen = read_until(a, word.upper())
