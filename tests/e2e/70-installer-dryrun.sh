@@ -54,6 +54,10 @@ rc=0
 [ $rc = 2 ] && grep -q "bad.answers:2: unknown key 'GVM_BOGUS'" "$tmp/out" ||
 	{ cat "$tmp/out"; bad "bad answers: exit $rc or message"; }
 
+rc=0
+"$setup" --unattended --live --answers "$answers" </dev/null >"$tmp/out" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q -- "--live goes with --root" "$tmp/out" || { cat "$tmp/out"; bad "--live without --root: exit $rc"; }
+
 # 2. install, compare with the unit tests' golden files
 rc=0
 "$setup" --unattended --root "$tmp/root" --answers "$answers" </dev/null >"$tmp/install1" 2>&1 || rc=$?
