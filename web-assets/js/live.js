@@ -3,6 +3,8 @@
 // blueprint caps open streams and answers 429/503 past the cap, or a proxy
 // breaks it) the list is polled every 2 s, and the stream is tried again
 // now and then.  Subscribers get the whole Map of VMs on every change.
+// index.html preloads /api/vms, so the first list is usually in by the time
+// the modules run.
 import { api } from './api.js';
 
 const POLL_MS = 2000;
@@ -14,23 +16,41 @@ export function createLive() {
 	const jobSubs = new Set();
 	let mode = 'connecting'; // 'sse' | 'poll' | 'down'
 	let es = null, pollTimer = null, retryTimer = null, loading = null;
+	let loaded = false, leaving = false;
+	// [mode, list] as JSON when the subscribers last got what a reload
+	// fetched; null once anything else changed
+	let shown = null;
 
-	const emit = () => { for (const f of subs) f(vms, mode); };
+	const emit = () => {
+		shown = null;
+		if (!leaving) for (const f of subs) f(vms, mode);
+	};
 
 	async function reload() {
 		if (loading) return loading;
 		loading = (async () => {
+			let text = null;
 			try {
 				const r = await api('GET', '/api/vms');
-				vms.clear();
-				for (const vm of (r && r.vms) || []) vms.set(vm.uuid || vm.name, vm);
+				const list = (r && r.vms) || [];
 				if (mode === 'down') mode = es ? 'sse' : 'poll';
+				text = JSON.stringify([mode, list]);
+				if (text !== shown) {
+					vms.clear();
+					for (const vm of list) vms.set(vm.uuid || vm.name, vm);
+				}
 			} catch (e) {
 				if (e.status === 401) mode = 'down';
 				else if (mode !== 'sse') mode = 'down';
 			} finally {
 				loading = null;
-				emit();
+				loaded = true;
+				// the reload on every stream (re)open and poll mostly
+				// brings the same list: no rebuild of every view then
+				if (text === null || text !== shown) {
+					emit();
+					shown = text;
+				}
 			}
 		})();
 		return loading;
@@ -71,30 +91,52 @@ export function createLive() {
 		es.addEventListener('open', () => {
 			stopPolling();
 			mode = 'sse';
-			reload(); // whatever happened while we were not listening
+			// whatever happened while we were not listening; a list still
+			// on its way may predate the stream: fetch it again after
+			if (loading) loading.then(reload);
+			else reload();
 		});
 		es.addEventListener('vm', onVm);
 		es.addEventListener('job', onJob);
 		es.addEventListener('resync', reload);
-		es.addEventListener('error', () => {
+		const src = es;
+		// A task later: a page being left sees its stream fail while the
+		// document goes (before pagehide), and then this timer never runs.
+		src.addEventListener('error', () => setTimeout(() => {
+			if (es !== src || leaving || src.readyState === EventSource.OPEN) return;
 			// CLOSED: the server refused the stream (non-200): poll instead.
 			// CONNECTING: EventSource retries by itself; poll meanwhile.
-			if (es && es.readyState === EventSource.CLOSED) {
-				es.close();
+			if (src.readyState === EventSource.CLOSED) {
+				src.close();
 				es = null;
 				clearTimeout(retryTimer);
 				retryTimer = setTimeout(startStream, SSE_RETRY_MS);
 			}
 			startPolling();
-		});
+		}, 0));
 	}
 
 	reload();
 	startStream();
+	// Leaving the page: no stream error, no re-render while the next page
+	// loads; back from the back/forward cache: listen and load again.
+	window.addEventListener('pagehide', () => {
+		leaving = true;
+		if (es) es.close();
+		es = null;
+		stopPolling();
+	});
+	window.addEventListener('pageshow', (ev) => {
+		if (!ev.persisted) return;
+		leaving = false;
+		reload();
+		startStream();
+	});
 
 	return {
 		vms,
 		get mode() { return mode; },
+		get loaded() { return loaded; },
 		subscribe(f) { subs.add(f); f(vms, mode); return () => subs.delete(f); },
 		onJob(f) { jobSubs.add(f); return () => jobSubs.delete(f); },
 		reload,

@@ -90,13 +90,14 @@ export function mountTile(root, live, opts = {}) {
 	}
 
 	function render(vms, mode) {
+		liveBadge.className = `gvm-live gvm-live-${mode}`;
+		liveBadge.textContent = MODE_TEXT[mode] || mode;
+		if (!live.loaded) return; // "loading…" until the first list
 		const all = [...vms.values()].sort((a, b) => a.name.localeCompare(b.name));
 		const n = all.filter((v) => v.state === 'running').length;
 		running.textContent = String(n);
 		total.textContent = String(all.length);
 		summary.textContent = all.length === 0 ? 'No virtual machines yet' : `${n} of ${all.length} running`;
-		liveBadge.className = `gvm-live gvm-live-${mode}`;
-		liveBadge.textContent = MODE_TEXT[mode] || mode;
 		list.replaceChildren(...(all.length ? all.map(row) : [el('li', { class: 'gvm-tile-empty' }, 'Deploy Home Assistant or a NAS from the VM page.')]));
 	}
 

@@ -127,6 +127,7 @@ export function mountUsb(root, live) {
 	refresh.addEventListener('click', () => load());
 
 	live.subscribe((vms) => {
+		if (!live.loaded) return; // the VM list first: then one load
 		const names = [...vms.values()].map((v) => v.name).sort((a, b) => a.localeCompare(b));
 		const have = [...pick.options].map((o) => o.value);
 		if (names.join('\n') !== have.join('\n')) {

@@ -23,7 +23,8 @@ const PHASES = ['downloading', 'verifying', 'importing', 'resizing', 'seeding', 
 
 export function mountVms(root, live) {
 	const msg = el('div', { class: 'gvm-msg gvm-hidden', role: 'status', 'data-gvm': 'vm-msg' });
-	const tbody = el('tbody', { 'data-gvm': 'vm-rows' });
+	const tbody = el('tbody', { 'data-gvm': 'vm-rows' },
+		el('tr', {}, el('td', { colspan: 6, class: 'gvm-muted' }, 'loading…')));
 	const hostInfo = el('span', { class: 'gvm-sub' });
 	const table = el('table', { class: 'gvm-table' },
 		el('thead', {}, el('tr', {}, ...['Name', 'State', 'RAM', 'vCPU', 'IP', ''].map((h) => el('th', {}, h)))),
@@ -137,11 +138,20 @@ export function mountVms(root, live) {
 	}
 
 	function render(vms) {
+		if (!live.loaded) return; // "loading…" until the first list
 		const all = [...vms.values()].sort((a, b) => a.name.localeCompare(b.name));
 		tbody.replaceChildren(...(all.length ? all.map(row)
 			: [el('tr', {}, el('td', { colspan: 6, class: 'gvm-muted' }, 'No virtual machines yet — deploy one below.'))]));
 	}
-	live.subscribe(render);
+	// the host and the templates once the list is on screen: they are
+	// below it and should not delay it (one frame later)
+	let later = false;
+	live.subscribe((vms) => {
+		render(vms);
+		if (later || !live.loaded) return;
+		later = true;
+		requestAnimationFrame(() => setTimeout(loadTemplates, 0));
+	});
 
 	// ---- jobs
 	const jobEls = new Map();
@@ -263,5 +273,4 @@ export function mountVms(root, live) {
 			templates.replaceChildren(el('div', { class: 'gvm-msg gvm-msg-error' }, `Templates: ${e.message}`));
 		}
 	}
-	loadTemplates();
 }
