@@ -126,24 +126,26 @@ export function mountUsb(root, live) {
 	pick.addEventListener('change', () => { current = pick.value; load(); });
 	refresh.addEventListener('click', () => load());
 
+	let first = true;
 	live.subscribe((vms) => {
-		if (!live.loaded) return; // the VM list first: then one load
+		if (!live.loaded) return; // the VM list first
 		const names = [...vms.values()].map((v) => v.name).sort((a, b) => a.localeCompare(b));
 		const have = [...pick.options].map((o) => o.value);
-		if (names.join('\n') !== have.join('\n')) {
+		const renamed = names.join('\n') !== have.join('\n');
+		if (renamed) {
 			pick.replaceChildren(...names.map((n) => el('option', { value: n }, n)));
 			if (!names.includes(current)) current = names[0] || '';
 			pick.value = current;
-			load();
-			return;
 		}
 		// the list's device summary changed (plugged, unplugged, attached)
 		const vm = [...vms.values()].find((v) => v.name === current);
 		const sig = JSON.stringify(vm && vm.devices ? vm.devices : []);
-		if (sig !== seen) {
-			seen = sig;
-			if (!busy) load();
-		}
+		if (!renamed && (sig === seen || busy)) return;
+		seen = sig;
+		// the first time a frame later: the VM list above goes first
+		if (first) requestAnimationFrame(() => setTimeout(load, 0));
+		else load();
+		first = false;
 	});
 	return root;
 }
