@@ -45,12 +45,24 @@ if [ ! -d /sys/bus/usb/devices ]; then
 	mkdir -p /sys/bus/usb/devices
 fi
 
+. "$top/tests/san/umockdev.sh"
 d=$(mktemp -d /tmp/gvm-e2e-usbweb.XXXXXX)
 chmod 755 "$d"
 port=18193
 vmmod_pid=""
 cleanup() {
-	[ -n "$vmmod_pid" ] && kill "$vmmod_pid" 2>/dev/null && wait "$vmmod_pid" 2>/dev/null
+	local child
+	if [ -n "$vmmod_pid" ]; then
+		# umockdev-run passes SIGTERM on to vmmod; wait for vmmod itself
+		# (its leak check under check-asan runs as it exits)
+		child=$(pgrep -P "$vmmod_pid")
+		kill "$vmmod_pid" 2>/dev/null && wait "$vmmod_pid" 2>/dev/null
+		for _ in $(seq 300); do
+			[ -n "$child" ] && kill -0 "$child" 2>/dev/null || break
+			sleep 0.1
+		done
+		san_keep "$d/vmmod.log" 81-vmmod
+	fi
 	for n in gvm-usb-web gvm-usb-warn; do virsh -q undefine "$n" >/dev/null 2>&1; done
 	if [ "$fails" != 0 ]; then
 		echo "--- vmmod log (last 30 lines)"; tail -30 "$d/vmmod.log" 2>/dev/null
@@ -88,7 +100,9 @@ args=()
 for f in "$top"/tests/data/umockdev/*.umockdev; do
 	args+=(--device "$f")
 done
-umockdev-run "${args[@]}" -- "$vmmod" -d -f "$d/vmmod.conf" --uri qemu:///system --accel tcg \
+# under check-asan: ASan's log file cannot be set up under umockdev's
+# preload (tests/san/umockdev.sh); vmmod's reports come in its log
+env "${san_env[@]}" umockdev-run "${args[@]}" -- "$vmmod" -d -f "$d/vmmod.conf" --uri qemu:///system --accel tcg \
 	--socket "$d/vmmod.sock" --listen "127.0.0.1:$port" --token-file "$d/token" \
 	--data-dir "$d" --templates "$top/templates" --web-root "$top/web-assets" \
 	>"$d/vmmod.log" 2>&1 &
