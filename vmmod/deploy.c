@@ -36,6 +36,13 @@
 #define DEPLOY_MAX_JOBS 64 /* kept in the table (finished ones pruned) */
 #define DEPLOY_DISK_MAX_GB 4096
 #define SEED_TIMEOUT_S 60
+/*
+ * Secure Boot on x86_64: OVMF's secure-boot build (SMM) with the Microsoft
+ * keys enrolled in the VARS template (Debian's ovmf); the TPM is swtpm.
+ */
+#define SB_CODE "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+#define SB_VARS "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
+#define SWTPM_BIN "/usr/bin/swtpm"
 
 static const char *const job_states[] = {
     [JOB_QUEUED] = "queued",
@@ -185,6 +192,9 @@ deploy_req_clear(struct deploy_req *r)
 	for (i = 0; i < r->nusb; i++)
 		free(r->usb[i].serial);
 	free(r->usb);
+	for (i = 0; i < r->npci; i++)
+		free(r->pci[i]);
+	free(r->pci);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -295,10 +305,98 @@ req_usbid(json_object *v, unsigned *idp)
 	return 0;
 }
 
+/* devices.pci: ["0000:00:02.0", ...], the whole IOMMU group (checked on
+ * the host by deploy_create). */
+static int
+req_pci(json_object *dev, struct deploy_req *r, struct api_error *err)
+{
+	json_object *a, *v;
+	size_t i, j, n;
+
+	if (!json_object_object_get_ex(dev, "pci", &a) || a == NULL)
+		return 0;
+	if (!json_object_is_type(a, json_type_array) ||
+	    (n = json_object_array_length(a)) > SPEC_PCI_MAX) {
+		api_error_set(err, 400, "bad_type",
+		    "devices.pci must be an array of at most %d PCI addresses",
+		    SPEC_PCI_MAX);
+		return -1;
+	}
+	r->pci = xcalloc(n + 1, sizeof(*r->pci));
+	for (i = 0; i < n; i++) {
+		v = json_object_array_get_idx(a, i);
+		if (!json_object_is_type(v, json_type_string) ||
+		    !pci_addr_valid(json_object_get_string(v))) {
+			api_error_set(err, 400, "bad_device",
+			    "devices.pci[]: PCI addresses look like "
+			    "0000:00:02.0 (lower-case hex)");
+			return -1;
+		}
+		for (j = 0; j < i; j++)
+			if (strcmp(r->pci[j], json_object_get_string(v)) == 0) {
+				api_error_set(err, 400, "bad_device",
+				    "devices.pci[]: %s is listed twice",
+				    r->pci[j]);
+				return -1;
+			}
+		r->pci[i] = xstrdup(json_object_get_string(v));
+		r->npci++;
+	}
+	return 0;
+}
+
+/*
+ * classification, tpm, secure_boot, disk_encryption: types, what this host
+ * arch can give, then the classification's policy (profile.c) -- all before
+ * anything is downloaded.
+ */
+static int
+req_security(json_object *o, const struct catalog *c, struct deploy_req *r,
+    struct api_error *err)
+{
+	char *cls = NULL, *why = NULL;
+	unsigned have = 0;
+
+	if (req_str(o, "classification", 32, &cls, err) < 0)
+		return -1;
+	if (cls != NULL && vm_class_parse(cls, &r->classification) < 0) {
+		free(cls);
+		api_error_set(err, 400, "bad_classification",
+		    "classification must be UNCLASSIFIED, CUI, SECRET or "
+		    "TOP SECRET");
+		return -1;
+	}
+	free(cls);
+	if (req_bool(o, "tpm", &r->tpm, err) < 0 ||
+	    req_bool(o, "secure_boot", &r->secure_boot, err) < 0 ||
+	    req_bool(o, "disk_encryption", &r->disk_encryption, err) < 0)
+		return -1;
+	if (r->secure_boot && c->host_arch != VM_ARCH_X86_64) {
+		api_error_set(err, 409, "secure_boot_unavailable",
+		    "secure_boot: Secure Boot is offered on x86_64 hosts only "
+		    "(OVMF's secure-boot build); this %s host's UEFI firmware "
+		    "has none",
+		    vm_arch_name(c->host_arch));
+		return -1;
+	}
+	if (r->tpm)
+		have |= PROFILE_TPM;
+	if (r->secure_boot)
+		have |= PROFILE_SECURE_BOOT;
+	if (r->disk_encryption)
+		have |= PROFILE_ENCRYPTION;
+	if (profile_check_flags(r->classification, have, r->npci, &why) < 0) {
+		api_error_set(err, 400, "classification", "%s", why);
+		free(why);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 req_devices(json_object *o, struct deploy_req *r, struct api_error *err)
 {
-	static const char *const dev_fields[] = {"usb", NULL};
+	static const char *const dev_fields[] = {"usb", "pci", NULL};
 	static const char *const usb_fields[] = {
 	    "vendor", "product", "serial", NULL};
 	json_object *dev, *usb, *u, *v;
@@ -311,7 +409,8 @@ req_devices(json_object *o, struct deploy_req *r, struct api_error *err)
 		    err, 400, "bad_type", "devices must be an object");
 		return -1;
 	}
-	if (req_fields(dev, "devices.", dev_fields, err) < 0)
+	if (req_fields(dev, "devices.", dev_fields, err) < 0 ||
+	    req_pci(dev, r, err) < 0)
 		return -1;
 	if (!json_object_object_get_ex(dev, "usb", &usb) || usb == NULL)
 		return 0;
@@ -404,7 +503,8 @@ deploy_req_parse(json_object *o, const struct catalog *c, struct deploy_req *r,
 {
 	static const char *const fields[] = {"template", "name", "memory_mb",
 	    "memory", "vcpus", "disk_gb", "start", "autostart",
-	    "trust_unpinned", "devices", "cloud_init", "disk_path", NULL};
+	    "trust_unpinned", "devices", "cloud_init", "disk_path",
+	    "classification", "tpm", "secure_boot", "disk_encryption", NULL};
 	const struct catalog_template *t;
 	const struct catalog_image *im;
 	json_object *v;
@@ -484,7 +584,8 @@ deploy_req_parse(json_object *o, const struct catalog *c, struct deploy_req *r,
 	if (req_bool(o, "start", &r->start, err) < 0 ||
 	    req_bool(o, "autostart", &r->autostart, err) < 0 ||
 	    req_bool(o, "trust_unpinned", &r->trust_unpinned, err) < 0 ||
-	    req_devices(o, r, err) < 0 || req_cloud_init(o, r, err) < 0)
+	    req_devices(o, r, err) < 0 || req_cloud_init(o, r, err) < 0 ||
+	    req_security(o, c, r, err) < 0)
 		return -1;
 	if (!t->cloud_init &&
 	    (r->user || r->password || r->ssh_keys || r->hostname)) {
@@ -877,6 +978,43 @@ base_release(const char *sha256)
 	pthread_mutex_unlock(&deploy_mtx);
 }
 
+/*
+ * The request's security profile onto the template's spec: TPM, Secure Boot
+ * firmware (+ SMM, domxml), the encrypted disk's secret, the
+ * classification, PCI devices; domxml_build validates the result again.
+ */
+static int
+spec_security(struct vm_spec *spec, const struct deploy_req *r,
+    const char *secret, char **errp)
+{
+	size_t i;
+
+	spec->tpm = r->tpm;
+	spec->classification = r->classification;
+	if (r->secure_boot) {
+		spec->secure_boot = true;
+		free(spec->loader);
+		free(spec->nvram_template);
+		spec->loader = xstrdup(SB_CODE);
+		spec->nvram_template = xstrdup(SB_VARS);
+	}
+	if (secret != NULL)
+		spec->disk_secret = xstrdup(secret);
+	if (r->npci > 0) {
+		spec->pci = xcalloc(r->npci, sizeof(*spec->pci));
+		for (i = 0; i < r->npci; i++)
+			if (sscanf(r->pci[i], "%x:%x:%x.%x",
+				&spec->pci[i].domain, &spec->pci[i].bus,
+				&spec->pci[i].slot,
+				&spec->pci[i].function) != 4) {
+				*errp = xstrdup("devices.pci: bad address");
+				return -1;
+			}
+		spec->npci = r->npci;
+	}
+	return 0;
+}
+
 /* Returns 0, or -1 with *errp (a message for the API caller). */
 static int
 job_pipeline(struct job *j, char **errp)
@@ -892,7 +1030,7 @@ job_pipeline(struct job *j, char **errp)
 	struct vm_spec *spec = NULL;
 	char base[PATH_MAX], tofu[PATH_MAX], disk[PATH_MAX], seed[PATH_MAX];
 	char nvram[PATH_MAX], vol[SPEC_NAME_MAX + 16], *xml = NULL;
-	char uuid[37];
+	char uuid[37], secret[37], *secretp;
 	const char *why;
 	char pin[65];
 	const char *want;
@@ -983,14 +1121,18 @@ job_pipeline(struct job *j, char **errp)
 	if (virt_pool_refresh(errp) < 0)
 		return -1;
 	vol_name(vol, sizeof(vol), j->info.vm, ".qcow2");
+	/* The disk's secret goes with it (virt_vol_delete). */
 	job_made(j, JOB_MADE_DISK);
+	secretp = j->req.disk_encryption ? secret : NULL;
 	if (t->kind == CATALOG_INSTALLER_ISO) {
 		if (virt_vol_create(vol, NULL, NULL, false,
-			(uint64_t)j->req.disk_gb << 30, disk, errp) < 0)
+			(uint64_t)j->req.disk_gb << 30, disk, secretp,
+			errp) < 0)
 			return -1;
 	} else if (virt_vol_create(vol, base, info.format,
-		       t->disk_mode == CATALOG_DISK_COPY, info.virtual_size,
-		       disk, errp) < 0)
+		       /* encrypted: the whole image, not a plain base */
+		       t->disk_mode == CATALOG_DISK_COPY || secretp != NULL,
+		       info.virtual_size, disk, secretp, errp) < 0)
 		return -1;
 	if (job_cancelled(j, errp) < 0)
 		return -1;
@@ -1066,6 +1208,8 @@ job_pipeline(struct job *j, char **errp)
 		j->req.usb = NULL; /* the spec owns them now */
 		j->req.nusb = 0;
 	}
+	if (spec_security(spec, &j->req, secretp, errp) < 0)
+		goto done;
 	if ((xml = domxml_build(spec, errp)) == NULL)
 		goto done;
 	job_made(j, JOB_MADE_DOMAIN);
@@ -1488,6 +1632,40 @@ committed_locked(void)
 	return mb;
 }
 
+/* What the request wants of this host: swtpm, OVMF's Secure Boot build,
+ * PCI devices that may be passed through. */
+static int
+host_check(const struct deploy_req *r, struct api_error *err)
+{
+	enum pci_verdict v;
+	char *why = NULL;
+
+	if (r->tpm && access(SWTPM_BIN, X_OK) < 0) {
+		api_error_set(err, 409, "tpm_unavailable",
+		    "tpm: this host has no TPM emulator (install swtpm and "
+		    "swtpm-tools)");
+		return -1;
+	}
+	if (r->secure_boot &&
+	    (access(SB_CODE, R_OK) < 0 || access(SB_VARS, R_OK) < 0)) {
+		api_error_set(err, 409, "secure_boot_unavailable",
+		    "secure_boot: this host lacks OVMF's Secure Boot firmware "
+		    "(OVMF_CODE_4M.secboot.fd, OVMF_VARS_4M.ms.fd: install "
+		    "ovmf)");
+		return -1;
+	}
+	if (r->npci > 0 &&
+	    (v = pci_check_passthrough_set(
+		 (const char *const *)r->pci, r->npci, &why)) != PCI_OK) {
+		api_error_set(err, pci_verdict_status(v), pci_verdict_code(v),
+		    "devices.pci: %s", why != NULL ? why : "refused");
+		free(why);
+		return -1;
+	}
+	free(why);
+	return 0;
+}
+
 int
 deploy_create(json_object *body, json_object **jobp, struct api_error *err)
 {
@@ -1505,7 +1683,8 @@ deploy_create(json_object *body, json_object **jobp, struct api_error *err)
 		    "deploys are not available (vmmod's log says why)");
 		return -1;
 	}
-	if (deploy_req_parse(body, catalog, &req, &t, &im, err) < 0) {
+	if (deploy_req_parse(body, catalog, &req, &t, &im, err) < 0 ||
+	    host_check(&req, err) < 0) {
 		deploy_req_clear(&req);
 		return -1;
 	}

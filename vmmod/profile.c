@@ -76,21 +76,25 @@ profile_recommended(enum vm_class c)
 	return c == VM_CLASS_CUI ? PROFILE_TPM : 0;
 }
 
+/*
+ * The policy on what a VM has (PROFILE_TPM / _SECURE_BOOT / _ENCRYPTION
+ * bits) and how many PCI devices it gets: the deploy request is checked with
+ * it before anything is made, a vm_spec through profile_check.
+ */
 int
-profile_check(const struct vm_spec *spec, char **errp)
+profile_check_flags(enum vm_class c, unsigned have, size_t npci, char **errp)
 {
-	unsigned req = profile_required(spec->classification);
-	const char *name = vm_class_name(spec->classification);
+	unsigned req = profile_required(c);
+	const char *name = vm_class_name(c);
 	const char *miss = NULL;
 
-	if (vm_class_name(spec->classification) == NULL &&
-	    spec->classification != VM_CLASS_NONE)
+	if (name == NULL && c != VM_CLASS_NONE)
 		miss = "a known classification";
-	else if ((req & PROFILE_TPM) && !spec->tpm)
+	else if ((req & PROFILE_TPM) && !(have & PROFILE_TPM))
 		miss = "a TPM 2.0 (\"tpm\": true)";
-	else if ((req & PROFILE_SECURE_BOOT) && !spec->secure_boot)
+	else if ((req & PROFILE_SECURE_BOOT) && !(have & PROFILE_SECURE_BOOT))
 		miss = "Secure Boot (\"secure_boot\": true)";
-	else if ((req & PROFILE_ENCRYPTION) && spec->disk_secret == NULL)
+	else if ((req & PROFILE_ENCRYPTION) && !(have & PROFILE_ENCRYPTION))
 		miss = "an encrypted disk (\"disk_encryption\")";
 	if (miss != NULL) {
 		if (errp != NULL)
@@ -98,7 +102,7 @@ profile_check(const struct vm_spec *spec, char **errp)
 			    name != NULL ? name : "?", miss);
 		return -1;
 	}
-	if ((req & PROFILE_NO_PCI) && spec->npci > 0) {
+	if ((req & PROFILE_NO_PCI) && npci > 0) {
 		if (errp != NULL)
 			xasprintf(errp,
 			    "classification: %s VMs get no PCI passthrough",
@@ -106,4 +110,19 @@ profile_check(const struct vm_spec *spec, char **errp)
 		return -1;
 	}
 	return 0;
+}
+
+int
+profile_check(const struct vm_spec *spec, char **errp)
+{
+	unsigned have = 0;
+
+	if (spec->tpm)
+		have |= PROFILE_TPM;
+	if (spec->secure_boot)
+		have |= PROFILE_SECURE_BOOT;
+	if (spec->disk_secret != NULL)
+		have |= PROFILE_ENCRYPTION;
+	return profile_check_flags(
+	    spec->classification, have, spec->npci, errp);
 }

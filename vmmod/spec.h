@@ -157,6 +157,8 @@ unsigned profile_required(enum vm_class); /* PROFILE_* bits */
 unsigned profile_recommended(enum vm_class); /* PROFILE_* bits */
 /* 0 when the spec meets its classification; -1 and an xstrdup'd *errp. */
 int profile_check(const struct vm_spec *, char **errp);
+/* The same on PROFILE_TPM/_SECURE_BOOT/_ENCRYPTION bits and a PCI count. */
+int profile_check_flags(enum vm_class, unsigned have, size_t npci, char **errp);
 
 /* domxml.c */
 /* Validates, then returns malloc'd domain XML (caller frees) or NULL. */

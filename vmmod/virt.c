@@ -17,8 +17,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/random.h>
+
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
 
 #include "vmmod.h"
 
@@ -981,6 +986,8 @@ done:
 	return ret;
 }
 
+static int secret_undefine_usage(virConnectPtr, const char *);
+
 /* Deletes the volumes of `paths` that live in our pool; others are kept. */
 static void
 delete_pool_volumes(virConnectPtr c, char **paths, const char *vm)
@@ -1003,9 +1010,12 @@ delete_pool_volumes(virConnectPtr c, char **paths, const char *vm)
 			if (virStorageVolDelete(vol, 0) < 0)
 				log_warnx("delete %s: volume %s: %s", vm,
 				    paths[i], last_error());
-			else
+			else {
 				log_info("delete %s: removed volume %s", vm,
 				    paths[i]);
+				/* an encrypted disk's passphrase */
+				secret_undefine_usage(c, paths[i]);
+			}
 		} else
 			log_info("delete %s: keeping %s (pool %s is not ours)",
 			    vm, paths[i], pname ? pname : "?");
@@ -1377,29 +1387,44 @@ store_conn(char **errp)
 	return c;
 }
 
-/* Text for an XML element (our paths may hold '&' or '<'). */
+/* The document as text (freed here); NULL when libxml2 fails. */
 static char *
-xml_text(const char *s)
+xml_doc_text(xmlDocPtr doc)
 {
-	size_t n = 0;
-	const char *p;
-	char *out, *o;
+	xmlChar *buf = NULL;
+	char *s = NULL;
+	int len = 0;
 
-	for (p = s; *p != '\0'; p++)
-		n += (*p == '&') ? 5 : (*p == '<' || *p == '>') ? 4 : 1;
-	out = o = xmalloc(n + 1);
-	for (p = s; *p != '\0'; p++) {
-		if (*p == '&')
-			o = stpcpy(o, "&amp;");
-		else if (*p == '<')
-			o = stpcpy(o, "&lt;");
-		else if (*p == '>')
-			o = stpcpy(o, "&gt;");
-		else
-			*o++ = *p;
-	}
-	*o = '\0';
-	return out;
+	xmlDocDumpMemory(doc, &buf, &len);
+	if (buf != NULL && len > 0)
+		s = xstrdup((const char *)buf);
+	xmlFree(buf);
+	xmlFreeDoc(doc);
+	return s;
+}
+
+static xmlNodePtr
+xml_child(xmlNodePtr parent, const char *name, const char *text)
+{
+	return xmlNewTextChild(
+	    parent, NULL, BAD_CAST name, text ? BAD_CAST text : NULL);
+}
+
+static void
+xml_attr(xmlNodePtr node, const char *name, const char *value)
+{
+	xmlNewProp(node, BAD_CAST name, BAD_CAST value);
+}
+
+static xmlNodePtr
+xml_root(xmlDocPtr *docp, const char *name)
+{
+	xmlNodePtr root;
+
+	*docp = xmlNewDoc(BAD_CAST "1.0");
+	root = xmlNewNode(NULL, BAD_CAST name);
+	xmlDocSetRootElement(*docp, root);
+	return root;
 }
 
 int
@@ -1407,20 +1432,23 @@ virt_pool_ensure(const char *dir, char **errp)
 {
 	virConnectPtr c;
 	virStoragePoolPtr pool;
-	char *xml = NULL, *path;
+	xmlDocPtr doc;
+	xmlNodePtr root, target;
+	char *xml = NULL;
 	int active, ret = -1;
 
 	if ((c = store_conn(errp)) == NULL)
 		return -1;
 	if ((pool = virStoragePoolLookupByName(c, pool_name)) == NULL) {
-		path = xml_text(dir);
-		xasprintf(&xml,
-		    "<pool type='dir'><name>%s</name>"
-		    "<target><path>%s</path><permissions><mode>0711</mode>"
-		    "</permissions></target></pool>",
-		    pool_name, path);
-		free(path);
-		if ((pool = virStoragePoolDefineXML(c, xml, 0)) == NULL) {
+		root = xml_root(&doc, "pool");
+		xml_attr(root, "type", "dir");
+		xml_child(root, "name", pool_name);
+		target = xml_child(root, "target", NULL);
+		xml_child(target, "path", dir);
+		xml_child(
+		    xml_child(target, "permissions", NULL), "mode", "0711");
+		if ((xml = xml_doc_text(doc)) == NULL ||
+		    (pool = virStoragePoolDefineXML(c, xml, 0)) == NULL) {
 			store_fail(errp, "define the storage pool");
 			goto done;
 		}
@@ -1458,6 +1486,118 @@ store_pool(virConnectPtr c, char **errp)
 	return pool;
 }
 
+/*
+ * Where volume NAME of a directory pool lives: the pool's target path, "/",
+ * NAME (what libvirt's dir backend makes of it).  NULL when unknown.
+ */
+static char *
+pool_vol_path(virStoragePoolPtr pool, const char *name)
+{
+	xmlDocPtr doc;
+	xmlXPathContextPtr ctx = NULL;
+	xmlXPathObjectPtr o;
+	char *xml, *path = NULL;
+
+	if ((xml = virStoragePoolGetXMLDesc(pool, 0)) == NULL)
+		return NULL;
+	doc = xmlReadMemory(xml, strlen(xml), "pool.xml", NULL,
+	    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (doc != NULL && (ctx = xmlXPathNewContext(doc)) != NULL) {
+		o = xmlXPathEvalExpression(
+		    BAD_CAST "string(/pool/target/path)", ctx);
+		if (o != NULL && o->type == XPATH_STRING &&
+		    o->stringval != NULL && o->stringval[0] == '/')
+			xasprintf(
+			    &path, "%s/%s", (const char *)o->stringval, name);
+		xmlXPathFreeObject(o);
+	}
+	xmlXPathFreeContext(ctx);
+	xmlFreeDoc(doc);
+	free(xml);
+	return path;
+}
+
+/* Undefines the secret whose usage is the volume at path; 0 when none. */
+static int
+secret_undefine_usage(virConnectPtr c, const char *path)
+{
+	virSecretPtr sec;
+	int ret = 0;
+
+	if ((sec = virSecretLookupByUsage(
+		 c, VIR_SECRET_USAGE_TYPE_VOLUME, path)) == NULL)
+		return 0;
+	if (virSecretUndefine(sec) < 0) {
+		log_warnx("secret of %s: %s", path, last_error());
+		ret = -1;
+	} else
+		log_info("removed the secret of %s", path);
+	virSecretFree(sec);
+	return ret;
+}
+
+/*
+ * A libvirt secret for the LUKS volume at path: persistent, private (the
+ * API never gives its value back), usage "volume" path; its value a random
+ * passphrase (32 bytes from getrandom as 64 hex digits: QEMU reads secrets
+ * as UTF-8 text).  Its UUID into uuid.
+ */
+static int
+secret_create(virConnectPtr c, const char *path, char uuid[37], char **errp)
+{
+	static const char hexd[] = "0123456789abcdef";
+	unsigned char raw[32], pass[64];
+	virSecretPtr sec = NULL;
+	xmlDocPtr doc;
+	xmlNodePtr root, usage;
+	char *xml;
+	size_t i;
+	int ret = -1;
+
+	/* A leftover of a killed job (its volume is gone, or this fails). */
+	secret_undefine_usage(c, path);
+	root = xml_root(&doc, "secret");
+	xml_attr(root, "ephemeral", "no");
+	xml_attr(root, "private", "yes");
+	xml_child(root, "description",
+	    "guardian-vms: passphrase of an encrypted VM disk");
+	usage = xml_child(root, "usage", NULL);
+	xml_attr(usage, "type", "volume");
+	xml_child(usage, "volume", path);
+	if ((xml = xml_doc_text(doc)) == NULL ||
+	    (sec = virSecretDefineXML(c, xml, 0)) == NULL) {
+		store_fail(errp, "create the disk's secret");
+		goto done;
+	}
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		log_warn("getrandom");
+		free(*errp);
+		*errp = xstrdup("no randomness for the disk's passphrase");
+		goto done;
+	}
+	for (i = 0; i < sizeof(raw); i++) {
+		pass[2 * i] = hexd[raw[i] >> 4];
+		pass[2 * i + 1] = hexd[raw[i] & 0xf];
+	}
+	if (virSecretSetValue(sec, pass, sizeof(pass), 0) < 0 ||
+	    virSecretGetUUIDString(sec, uuid) < 0) {
+		store_fail(errp, "set the disk's secret");
+		goto done;
+	}
+	log_info("deploy: secret %s for %s", uuid, path);
+	ret = 0;
+done:
+	explicit_bzero(raw, sizeof(raw));
+	explicit_bzero(pass, sizeof(pass));
+	if (sec != NULL) {
+		if (ret < 0 && virSecretUndefine(sec) < 0)
+			log_warnx("undefine secret: %s", last_error());
+		virSecretFree(sec);
+	}
+	free(xml);
+	return ret;
+}
+
 int
 virt_pool_refresh(char **errp)
 {
@@ -1479,36 +1619,79 @@ virt_pool_refresh(char **errp)
 	return ret;
 }
 
+/* The <volume> of virt_vol_create (libxml2 quotes names and paths). */
+static char *
+vol_xml(const char *name, const char *backing, const char *backing_fmt,
+    uint64_t capacity, const char *secret)
+{
+	xmlDocPtr doc;
+	xmlNodePtr root, n, target;
+	char num[32];
+
+	root = xml_root(&doc, "volume");
+	xml_child(root, "name", name);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)capacity);
+	n = xml_child(root, "capacity", num);
+	xml_attr(n, "unit", "bytes");
+	target = xml_child(root, "target", NULL);
+	xml_attr(xml_child(target, "format", NULL), "type", "qcow2");
+	xml_child(xml_child(target, "permissions", NULL), "mode", "0600");
+	if (secret != NULL) {
+		/* qcow2 v3 with LUKS inside (QEMU's encrypt.format=luks) */
+		xml_child(target, "compat", "1.1");
+		n = xml_child(target, "encryption", NULL);
+		xml_attr(n, "format", "luks");
+		n = xml_child(n, "secret", NULL);
+		xml_attr(n, "type", "passphrase");
+		xml_attr(n, "uuid", secret);
+	}
+	if (backing != NULL) {
+		n = xml_child(root, "backingStore", NULL);
+		xml_child(n, "path", backing);
+		xml_attr(xml_child(n, "format", NULL), "type", backing_fmt);
+	}
+	return xml_doc_text(doc);
+}
+
 int
 virt_vol_create(const char *name, const char *backing, const char *backing_fmt,
-    bool copy, uint64_t capacity, char pathp[PATH_MAX], char **errp)
+    bool copy, uint64_t capacity, char pathp[PATH_MAX], char secretp[37],
+    char **errp)
 {
 	virConnectPtr c;
 	virStoragePoolPtr pool = NULL;
 	virStorageVolPtr vol = NULL, src = NULL;
-	char *xml = NULL, *bpath = NULL, *bs = NULL, *p;
+	char *xml = NULL, *p, *spath = NULL;
+	bool have_secret = false;
 	int ret = -1;
 
+	if (secretp != NULL && backing != NULL && !copy) {
+		/* the base would stay plain text under an encrypted overlay */
+		free(*errp);
+		*errp = xstrdup("an encrypted disk must be a copy");
+		return -1;
+	}
 	if ((c = store_conn(errp)) == NULL)
 		return -1;
 	if ((pool = store_pool(c, errp)) == NULL)
 		goto done;
-	if (backing != NULL && !copy) {
-		bpath = xml_text(backing);
-		xasprintf(&bs,
-		    "<backingStore><path>%s</path><format type='%s'/>"
-		    "</backingStore>",
-		    bpath, backing_fmt);
+	if (secretp != NULL) {
+		if ((spath = pool_vol_path(pool, name)) == NULL) {
+			store_fail(errp, "find the storage pool's directory");
+			goto done;
+		}
+		if (secret_create(c, spath, secretp, errp) < 0)
+			goto done;
+		have_secret = true;
 	}
-	xasprintf(&xml,
-	    "<volume><name>%s</name>"
-	    "<capacity unit='bytes'>%llu</capacity>"
-	    "<target><format type='qcow2'/>"
-	    "<permissions><mode>0600</mode></permissions></target>%s"
-	    "</volume>",
-	    name, (unsigned long long)capacity, bs ? bs : "");
+	if ((xml = vol_xml(name, copy ? NULL : backing, backing_fmt, capacity,
+		 secretp)) == NULL) {
+		store_fail(errp, "describe the VM disk");
+		goto done;
+	}
 	pthread_mutex_lock(&store_mtx);
 	if (copy) {
+		/* secretp: qemu-img convert into the LUKS qcow2 */
 		if ((src = virStorageVolLookupByPath(c, backing)) != NULL)
 			vol = virStorageVolCreateXMLFrom(pool, xml, src, 0);
 	} else
@@ -1523,16 +1706,21 @@ virt_vol_create(const char *name, const char *backing, const char *backing_fmt,
 		goto done;
 	}
 	snprintf(pathp, PATH_MAX, "%s", p);
+	if (spath != NULL && strcmp(p, spath) != 0)
+		log_warnx("deploy: volume %s is at %s, its secret names %s",
+		    name, p, spath);
 	free(p);
-	log_info("deploy: created volume %s (%s)", name,
+	log_info("deploy: created volume %s (%s%s)", name,
 	    copy	  ? "copy"
 		: backing ? "overlay"
-			  : "empty");
+			  : "empty",
+	    secretp != NULL ? ", LUKS-encrypted" : "");
 	ret = 0;
 done:
+	if (ret < 0 && have_secret)
+		secret_undefine_usage(c, spath);
 	free(xml);
-	free(bs);
-	free(bpath);
+	free(spath);
 	if (src != NULL)
 		virStorageVolFree(src);
 	if (vol != NULL)
@@ -1584,6 +1772,7 @@ virt_vol_delete(const char *name)
 	virConnectPtr c;
 	virStoragePoolPtr pool;
 	virStorageVolPtr vol;
+	char *path = NULL;
 	int ret = 0;
 
 	if ((c = conn_get()) == NULL)
@@ -1596,6 +1785,7 @@ virt_vol_delete(const char *name)
 	virStoragePoolRefresh(pool, 0);
 	pthread_mutex_unlock(&store_mtx);
 	if ((vol = virStorageVolLookupByName(pool, name)) != NULL) {
+		path = virStorageVolGetPath(vol);
 		if (virStorageVolDelete(vol, 0) < 0) {
 			log_warnx(
 			    "deploy: delete volume %s: %s", name, last_error());
@@ -1604,6 +1794,11 @@ virt_vol_delete(const char *name)
 			log_info("deploy: removed volume %s", name);
 		virStorageVolFree(vol);
 	}
+	/* Its secret, also when the volume was never made. */
+	if (ret == 0 && (path != NULL || (path = pool_vol_path(pool, name))))
+		if (secret_undefine_usage(c, path) < 0)
+			ret = -1;
+	free(path);
 	virStoragePoolFree(pool);
 	virConnectClose(c);
 	return ret;

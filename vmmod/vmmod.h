@@ -358,12 +358,16 @@ virt_delete(const char *ref, bool remove_disk, bool force, struct api_error *);
 int virt_pool_ensure(const char *dir, char **errp); /* define/build/start */
 int virt_pool_refresh(char **errp);
 /* A qcow2 volume NAME in our pool: an overlay on backing (copy: a full
- * copy of it), or empty when backing is NULL; its path into pathp. */
-int
-virt_vol_create(const char *name, const char *backing, const char *backing_fmt,
-    bool copy, uint64_t capacity, char pathp[PATH_MAX], char **errp);
+ * copy of it), or empty when backing is NULL; its path into pathp.
+ * secretp non-NULL: LUKS-encrypted (an overlay is refused) under a new
+ * libvirt secret (usage: the volume's path, random passphrase), its UUID
+ * into secretp. */
+int virt_vol_create(const char *name, const char *backing,
+    const char *backing_fmt, bool copy, uint64_t capacity, char pathp[PATH_MAX],
+    char secretp[37], char **errp);
 int virt_vol_resize(const char *name, uint64_t bytes, char **errp); /* grow */
-int virt_vol_delete(const char *name); /* 0 also when absent */
+/* 0 also when absent; the volume's secret (if any) goes with it. */
+int virt_vol_delete(const char *name);
 int virt_define(const char *xml, bool autostart, char uuid[37], char **errp);
 int virt_start_name(const char *name, char **errp);
 int virt_undefine_name(const char *name); /* 0 also when absent */
@@ -447,6 +451,11 @@ struct deploy_req {
 	char **ssh_keys; /* NULL-terminated or NULL */
 	struct vm_usbdev *usb;
 	size_t nusb;
+	char **pci; /* "0000:00:02.0"s, NULL-terminated, or NULL */
+	size_t npci;
+	/* security profile (profile.c's policy is checked by the parse) */
+	enum vm_class classification;
+	bool tpm, secure_boot, disk_encryption;
 };
 const char *job_state_name(enum job_state);
 const char *job_phase_name(enum job_phase); /* NULL for NONE */

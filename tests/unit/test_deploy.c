@@ -159,8 +159,16 @@ START_TEST(test_deploy_request_refused)
 	    "\"memory_mb\":1024}",
 	    400, "conflicting_fields");
 	refused(c,
-	    "{\"template\":\"pinned\",\"name\":\"a\",\"devices\":{\"pci\":[]}}",
+	    "{\"template\":\"pinned\",\"name\":\"a\",\"devices\":{\"pcie\":[]}}",
 	    400, "unknown_field");
+	refused(c,
+	    "{\"template\":\"pinned\",\"name\":\"a\",\"devices\":{\"pci\":"
+	    "[\"00:02.0\"]}}",
+	    400, "bad_device");
+	refused(c,
+	    "{\"template\":\"pinned\",\"name\":\"a\",\"devices\":{\"pci\":"
+	    "[\"0000:00:02.0\",\"0000:00:02.0\"]}}",
+	    400, "bad_device");
 	refused(c,
 	    "{\"template\":\"pinned\",\"name\":\"a\",\"devices\":{\"usb\":"
 	    "[{\"vendor\":\"xyz\",\"product\":\"0001\"}]}}",
@@ -184,6 +192,151 @@ START_TEST(test_deploy_request_refused)
 	catalog_free(c);
 }
 END_TEST
+
+/* The security profile fields and the classification policy (issue 8.5). */
+#define X86 "{\"template\":\"x86only\",\"name\":\"a\","
+START_TEST(test_deploy_request_profiles)
+{
+	struct catalog *c = load(VM_ARCH_X86_64);
+	struct catalog *arm = load(VM_ARCH_AARCH64);
+	struct deploy_req r;
+	const char *code;
+	char msg[256];
+
+	/* TOP SECRET with everything it needs */
+	ck_assert_int_eq(parse(c,
+			     X86 "\"classification\":\"TOP SECRET\","
+				 "\"tpm\":true,\"secure_boot\":true,"
+				 "\"disk_encryption\":true}",
+			     &r, &code, NULL),
+	    0);
+	ck_assert_int_eq(r.classification, VM_CLASS_TOP_SECRET);
+	ck_assert(r.tpm && r.secure_boot && r.disk_encryption);
+	deploy_req_clear(&r);
+	/* the seed's spelling; SECRET needs no encryption */
+	ck_assert_int_eq(parse(c,
+			     X86 "\"classification\":\"SECRET\","
+				 "\"tpm\":true,\"secure_boot\":true}",
+			     &r, &code, NULL),
+	    0);
+	ck_assert_int_eq(r.classification, VM_CLASS_SECRET);
+	ck_assert(!r.disk_encryption);
+	deploy_req_clear(&r);
+	ck_assert_int_eq(parse(c,
+			     X86 "\"classification\":\"TOP_SECRET\","
+				 "\"tpm\":true,\"secure_boot\":true,"
+				 "\"disk_encryption\":true}",
+			     &r, &code, NULL),
+	    0);
+	ck_assert_int_eq(r.classification, VM_CLASS_TOP_SECRET);
+	deploy_req_clear(&r);
+	/* CUI: TPM recommended, not required; UNCLASSIFIED: nothing */
+	ck_assert_int_eq(
+	    parse(c, X86 "\"classification\":\"CUI\"}", &r, &code, NULL), 0);
+	ck_assert_int_eq(r.classification, VM_CLASS_CUI);
+	ck_assert(!r.tpm);
+	deploy_req_clear(&r);
+	ck_assert_int_eq(parse(c,
+			     X86 "\"classification\":\"UNCLASSIFIED\","
+				 "\"devices\":{\"pci\":[\"0000:00:02.0\"]}}",
+			     &r, &code, NULL),
+	    0);
+	ck_assert_uint_eq(r.npci, 1);
+	ck_assert_str_eq(r.pci[0], "0000:00:02.0");
+	deploy_req_clear(&r);
+	/* encryption alone, no classification */
+	ck_assert_int_eq(
+	    parse(c, X86 "\"disk_encryption\":true}", &r, &code, NULL), 0);
+	ck_assert(r.disk_encryption);
+	ck_assert_int_eq(r.classification, VM_CLASS_NONE);
+	deploy_req_clear(&r);
+
+	/* a test per rule */
+	ck_assert_int_eq(parse(c,
+			     X86 "\"classification\":\"SECRET\","
+				 "\"secure_boot\":true}",
+			     &r, &code, msg),
+	    400);
+	ck_assert_str_eq(code, "classification");
+	ck_assert_str_eq(
+	    msg, "classification: SECRET VMs need a TPM 2.0 (\"tpm\": true)");
+	deploy_req_clear(&r);
+	ck_assert_int_eq(
+	    parse(c, X86 "\"classification\":\"SECRET\",\"tpm\":true}", &r,
+		&code, msg),
+	    400);
+	ck_assert_str_eq(msg,
+	    "classification: SECRET VMs need Secure Boot "
+	    "(\"secure_boot\": true)");
+	deploy_req_clear(&r);
+	ck_assert_int_eq(parse(c,
+			     X86 "\"classification\":\"TOP SECRET\","
+				 "\"tpm\":true,\"secure_boot\":true}",
+			     &r, &code, msg),
+	    400);
+	ck_assert_str_eq(msg,
+	    "classification: TOP SECRET VMs need an encrypted disk "
+	    "(\"disk_encryption\")");
+	deploy_req_clear(&r);
+	ck_assert_int_eq(parse(c,
+			     X86 "\"classification\":\"TOP SECRET\","
+				 "\"disk_encryption\":true}",
+			     &r, &code, msg),
+	    400);
+	ck_assert_str_eq(code, "classification");
+	deploy_req_clear(&r);
+	ck_assert_int_eq(parse(c,
+			     X86 "\"classification\":\"SECRET\","
+				 "\"tpm\":true,\"secure_boot\":true,"
+				 "\"devices\":{\"pci\":[\"0000:00:02.0\"]}}",
+			     &r, &code, msg),
+	    400);
+	ck_assert_str_eq(
+	    msg, "classification: SECRET VMs get no PCI passthrough");
+	deploy_req_clear(&r);
+	ck_assert_int_eq(parse(c,
+			     X86 "\"classification\":\"TOP SECRET\","
+				 "\"tpm\":true,\"secure_boot\":true,"
+				 "\"disk_encryption\":true,"
+				 "\"devices\":{\"pci\":[\"0000:00:02.0\"]}}",
+			     &r, &code, msg),
+	    400);
+	ck_assert_str_eq(
+	    msg, "classification: TOP SECRET VMs get no PCI passthrough");
+	deploy_req_clear(&r);
+
+	/* types and names */
+	refused(
+	    c, X86 "\"classification\":\"secret\"}", 400, "bad_classification");
+	refused(c, X86 "\"classification\":3}", 400, "bad_type");
+	refused(c, X86 "\"tpm\":\"yes\"}", 400, "bad_type");
+	refused(c, X86 "\"secure_boot\":1}", 400, "bad_type");
+	refused(
+	    c, X86 "\"disk_encryption\":null,\"x\":1}", 400, "unknown_field");
+	refused(c, X86 "\"disk_encryption\":\"luks\"}", 400, "bad_type");
+
+	/* no Secure Boot firmware on aarch64 hosts */
+	ck_assert_int_eq(parse(arm,
+			     "{\"template\":\"pinned\",\"name\":\"a\","
+			     "\"secure_boot\":true}",
+			     &r, &code, msg),
+	    409);
+	ck_assert_str_eq(code, "secure_boot_unavailable");
+	ck_assert(strstr(msg, "x86_64") != NULL);
+	deploy_req_clear(&r);
+	/* ... but TPM and encryption are offered there */
+	ck_assert_int_eq(parse(arm,
+			     "{\"template\":\"pinned\",\"name\":\"a\","
+			     "\"classification\":\"CUI\",\"tpm\":true,"
+			     "\"disk_encryption\":true}",
+			     &r, &code, NULL),
+	    0);
+	deploy_req_clear(&r);
+	catalog_free(c);
+	catalog_free(arm);
+}
+END_TEST
+#undef X86
 
 START_TEST(test_deploy_ram_check)
 {
@@ -280,6 +433,7 @@ suite_deploy(void)
 
 	tcase_add_test(tc, test_deploy_request_ok);
 	tcase_add_test(tc, test_deploy_request_refused);
+	tcase_add_test(tc, test_deploy_request_profiles);
 	tcase_add_test(tc, test_deploy_ram_check);
 	tcase_add_test(tc, test_deploy_job_json);
 	tcase_add_test(tc, test_deploy_cleanup_plan);
