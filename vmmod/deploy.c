@@ -13,6 +13,13 @@
  * mid-job removes what the job made: disk, seed, domain (with its NVRAM),
  * reservation.  All libvirt calls are in virt.c's "storage and define"
  * section.
+ *
+ * Security profiles (issue 8.5): the request's classification is held to
+ * profile.c's policy before anything is downloaded; tpm, secure_boot (x86_64
+ * OVMF secboot + Microsoft keys) and disk_encryption go into the vm_spec.
+ * An encrypted disk is a full LUKS qcow2 copy of the image (never an overlay
+ * on the plain base) made by libvirt under a new private secret whose usage
+ * is the volume's path: whatever removes the volume removes the secret.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1735,6 +1742,10 @@ deploy_create(json_object *body, json_object **jobp, struct api_error *err)
 	pthread_cond_signal(&deploy_cond);
 	pthread_mutex_unlock(&deploy_mtx);
 	log_info("job %s: deploy %s as %s", j->info.id, t->id, req.name);
+	if ((profile_recommended(req.classification) & PROFILE_TPM) && !req.tpm)
+		log_info("job %s: %s is %s without a TPM (recommended, not "
+			 "required)",
+		    j->info.id, req.name, vm_class_name(req.classification));
 	return 0;
 fail:
 	pthread_mutex_unlock(&deploy_mtx);
