@@ -48,7 +48,8 @@ export const vmPath = (name, action) =>
 // text nodes; nothing is ever parsed as HTML.
 export function el(tag, attrs, ...kids) {
 	const e = document.createElement(tag);
-	for (const [k, v] of Object.entries(attrs || {})) {
+	for (const k in attrs) {
+		const v = attrs[k];
 		if (v === undefined || v === null || v === false) continue;
 		if (k === 'class') e.className = v;
 		else if (k === 'text') e.textContent = v;

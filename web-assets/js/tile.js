@@ -58,36 +58,51 @@ export function mountTile(root, live, opts = {}) {
 		}
 	}
 
+	// A row is a clone of a prototype (running or not) with the VM's strings
+	// set as text; one click handler on the list finds the VM by its row.
+	const protos = {};
+	const rowVm = new WeakMap();
+	function proto(on) {
+		return protos[on] || (protos[on] = el('li', {},
+			el('span', {}),
+			el('span', { class: 'gvm-name' }),
+			el('button', { class: 'gvm-btn' + (on ? '' : ' gvm-btn-primary'), type: 'button', 'data-action': on ? 'stop' : 'start' },
+				on ? 'Stop' : 'Start')));
+	}
+
 	function row(vm) {
 		const on = vm.state === 'running';
-		const li = el('li', { 'data-vm': vm.name },
-			el('span', { class: `gvm-state gvm-state-${vm.state}`, title: vm.state }),
-			el('span', { class: 'gvm-name', title: vm.name }, vm.name));
+		const li = proto(on).cloneNode(true);
+		const [state, name, b] = li.children;
+		li.setAttribute('data-vm', vm.name);
+		state.className = `gvm-state gvm-state-${vm.state}`;
+		state.title = vm.state;
+		name.title = vm.name;
+		name.textContent = vm.name;
 		const missing = (vm.devices || []).filter((d) => d.state === 'waiting');
 		if (missing.length) {
 			const what = missing.map((d) => d.name || d.id).join(', ');
-			li.append(el('span', {
+			li.insertBefore(el('span', {
 				class: 'gvm-warn', 'data-gvm': 'usb-missing', role: 'img',
 				title: `USB device missing, waiting for replug: ${what}`,
 				'aria-label': `USB device missing: ${what}`,
-			}, '⚠'));
+			}, '⚠'), b);
 		}
 		if (on && vm.web_url) {
-			if (vm.web_ready === false) li.append(el('span', { class: 'gvm-muted gvm-small' }, 'preparing…'));
+			if (vm.web_ready === false) li.insertBefore(el('span', { class: 'gvm-muted gvm-small' }, 'preparing…'), b);
 			else if (/^https?:\/\//.test(vm.web_url)) {
-				li.append(el('a', { class: 'gvm-btn', href: vm.web_url, target: '_blank', rel: 'noopener noreferrer' }, 'Open Web UI'));
+				li.insertBefore(el('a', { class: 'gvm-btn', href: vm.web_url, target: '_blank', rel: 'noopener noreferrer' }, 'Open Web UI'), b);
 			}
 		}
-		const b = el('button', {
-			class: 'gvm-btn' + (on ? '' : ' gvm-btn-primary'),
-			type: 'button',
-			'data-action': on ? 'stop' : 'start',
-			disabled: busy.has(vm.name) || !(on || vm.state === 'shutoff' || vm.state === 'crashed'),
-			onclick: () => act(vm, on ? 'stop' : 'start'),
-		}, on ? 'Stop' : 'Start');
-		li.append(b);
+		b.disabled = busy.has(vm.name) || !(on || vm.state === 'shutoff' || vm.state === 'crashed');
+		rowVm.set(li, vm);
 		return li;
 	}
+	list.addEventListener('click', (ev) => {
+		const b = ev.target.closest('button[data-action]');
+		const vm = b && !b.disabled && rowVm.get(b.closest('li'));
+		if (vm) act(vm, b.dataset.action);
+	});
 
 	function render(vms, mode) {
 		liveBadge.className = `gvm-live gvm-live-${mode}`;
