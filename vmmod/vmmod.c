@@ -165,7 +165,7 @@ main(int argc, char *argv[])
 	char *why = NULL;
 	enum accel_mode accel;
 	bool explicit_file = false, check_only = false;
-	int ch, debug = 0, sig;
+	int ch, debug = 0, sig, rc = 0;
 	sigset_t set;
 
 	/*
@@ -304,9 +304,9 @@ main(int argc, char *argv[])
 	/* "preparing…" until a VM's web UI answers. */
 	webprobe_start();
 	if (http_start(&conf) < 0) {
-		deploy_shutdown();
-		virt_shutdown();
-		return 1;
+		/* (a bad console certificate, a port in use): undo the rest */
+		rc = 1;
+		goto stop;
 	}
 	sd_notify(0, "READY=1\nSTATUS=serving");
 	log_info(
@@ -338,6 +338,7 @@ main(int argc, char *argv[])
 	log_info("stopping on signal %d", sig);
 	sd_notify(0, "STOPPING=1");
 	http_stop();
+stop:
 	deploy_shutdown();
 	devices_shutdown();
 	virt_shutdown();
@@ -348,5 +349,5 @@ main(int argc, char *argv[])
 	audit_close();
 	conf_clear(&conf);
 	free(why);
-	return 0;
+	return rc;
 }
