@@ -75,6 +75,7 @@ for _ in $(seq 100); do
 	[ -s "$d/token" ] && curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$port/healthz" && break
 	sleep 0.1
 done
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 set -o pipefail
 if ! res=$(cd "$top/tests/browser" && VMMOD_URL=http://127.0.0.1:$port VMMOD_TOKEN=$(cat "$d/token") \
 	NVMS=$nvms ROUNDS=$rounds VM=$vm timeout 180 node "$top/bench/dashboard.mjs" | tail -1); then
@@ -105,3 +106,4 @@ row "VM start → tile count updated (SSE)" "p50 $st50  max $stmax" "–" "infor
 row "VM force-stop → tile count updated (SSE)" "p50 $sp50  max $spmax" "–" "informational ($spn rounds)"
 echo "  ¹ the figure in issue 5 for this machine; cockpit is not installed here, so it is not re-measured"
 echo "  each load: $(field nav | sort -g | tr '\n' ' ')"
+echo "  load average before: $load0; after: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs; other work on the machine skews the max most)"
