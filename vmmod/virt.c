@@ -1548,13 +1548,21 @@ secret_create(virConnectPtr c, const char *path, char uuid[37], char **errp)
 	static const char hexd[] = "0123456789abcdef";
 	unsigned char raw[32], pass[64];
 	virSecretPtr sec = NULL;
+	virStorageVolPtr vol;
 	xmlDocPtr doc;
 	xmlNodePtr root, usage;
 	char *xml;
 	size_t i;
 	int ret = -1;
 
-	/* A leftover of a killed job (its volume is gone, or this fails). */
+	/* A leftover of a killed job; a kept disk's secret stays. */
+	if ((vol = virStorageVolLookupByPath(c, path)) != NULL) {
+		virStorageVolFree(vol);
+		free(*errp);
+		*errp = xstrdup("a disk of that name is in the storage pool "
+				"(kept from a deleted VM?)");
+		return -1;
+	}
 	secret_undefine_usage(c, path);
 	root = xml_root(&doc, "secret");
 	xml_attr(root, "ephemeral", "no");
