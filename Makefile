@@ -158,7 +158,7 @@ install: all web-vendor
 		$(SUBST) "$$f" > $(DESTDIR)$(UNITDIR)/$$(basename "$$f"); done; true
 	$(SUBST) vmmod/vmmod.conf.example > $(DESTDIR)$(SYSCONFDIR)/vmmod/vmmod.conf.example
 	install -m 0644 docs/openapi.yaml $(DESTDIR)$(DATADIR)/openapi.yaml
-	for d in templates web-assets; do [ ! -d "$$d" ] || cp -R "$$d" $(DESTDIR)$(DATADIR)/; done
+	for d in templates web-assets guardian; do [ ! -d "$$d" ] || cp -R "$$d" $(DESTDIR)$(DATADIR)/; done
 
 clean:
 	rm -rf build

@@ -280,5 +280,9 @@ facts_read(const char *root, const char *storage_dir, struct facts *f)
 	}
 	if (storage_dir != NULL)
 		f->storage_free_mb = facts_free_mb(root, storage_dir);
+	/* the installer's own files: GVM_SETUP_DATADIR (tests: the tree) */
+	text = getenv("GVM_SETUP_DATADIR");
+	snprintf(f->datadir, sizeof(f->datadir), "%s",
+	    text != NULL && text[0] == '/' ? text : GVM_DATADIR);
 	return 0;
 }

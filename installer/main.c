@@ -288,6 +288,12 @@ main(int argc, char **argv)
 	}
 	p = plan_build(&f, &a);
 	answers_clear(&a);
+	if (repair && p->verdict == 0 && plan_only(p, "guardian") == -1) {
+		printf("nothing to repair: Guardian is not installed here "
+		       "(the Guardian integration is its only step)\n");
+		plan_free(p);
+		return EXIT_OK;
+	}
 	text = plan_text(p);
 	fputs(text, stdout);
 	free(text);

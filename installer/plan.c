@@ -396,6 +396,78 @@ edit_guests(const char *current, const struct plan *p)
 }
 
 static char *
+edit_modules(const char *current, const struct plan *p)
+{
+	return guardian_edit_modules(current);
+}
+
+static char *
+edit_dashboard(const char *current, const struct plan *p)
+{
+	return guardian_edit_dashboard(current);
+}
+
+/*
+ * Guardian: our blueprint as a package in Guardian's web/modules (copied
+ * from DATADIR/guardian), registered in web/modules/__init__.py in place
+ * of Guardian's virsh-based `vms` blueprint, the tile include in the
+ * dashboard, a guardian-webui drop-in naming vmmod's socket and the web
+ * assets (installed by make install in DATADIR/web-assets), and a restart
+ * of guardian-webui.  --repair redoes this step alone.
+ */
+static void
+plan_guardian(struct plan *p, const struct facts *f)
+{
+	static const char *copies[][2] = {
+	    {"/__init__.py", "/guardian/guardian_vms.py"},
+	    {"/templates/vms/tile.html", "/guardian/templates/vms/tile.html"},
+	    {"/templates/vms/page.html", "/guardian/templates/vms/page.html"},
+	};
+	struct step *s = plan_step(p, "guardian", "Guardian integration");
+	struct change *c;
+	size_t i;
+
+	for (i = 0; i < sizeof(copies) / sizeof(copies[0]); i++) {
+		c = step_change(s, CH_FILE, "", "%s", "");
+		free(c->path);
+		free(c->desc);
+		xasprintf(&c->path, GVM_GUARDIAN_PLUGIN "%s", copies[i][0]);
+		xasprintf(&c->src, "%s%s", p->datadir, copies[i][1]);
+		xasprintf(&c->desc, "install %s (copy of %s)", c->path, c->src);
+	}
+	c = step_change(s, CH_FILE, GVM_GUARDIAN_WEB "/modules/__init__.py",
+	    "edit " GVM_GUARDIAN_WEB "/modules/__init__.py: register the "
+	    "guardian_vms blueprint (a marked block in register_blueprints), "
+	    "disable Guardian's virsh-based vms blueprint (its lines "
+	    "commented out, marked)");
+	c->edit = edit_modules;
+	c->anchor = "a function `def register_blueprints(app):` at the top "
+		    "level";
+	c->guardian_file = true;
+	c = step_change(s, CH_FILE,
+	    GVM_GUARDIAN_WEB "/templates/core/dashboard.html",
+	    "edit " GVM_GUARDIAN_WEB "/templates/core/dashboard.html: replace "
+	    "Guardian's hidden #vm-section with the tile include (a marked "
+	    "block)");
+	c->edit = edit_dashboard;
+	c->anchor =
+	    "one element with id=\"vm-section\" (or class=\"nav-tiles\") "
+	    "whose start and end tags begin and end their lines";
+	c->guardian_file = true;
+	change_file(s, GVM_WEBUI_DROPIN, gen_webui_dropin(p),
+	    "guardian-webui finds vmmod's socket and the web assets");
+	change_action(s, "guardian-assets", true,
+	    "check the web assets the blueprint serves: %s/web-assets "
+	    "(installed by make install)",
+	    p->datadir);
+	change_action(s, "guardian-webui", true, "%s",
+	    f->systemd ? "restart " GVM_WEBUI_UNIT " (when a file above "
+			 "changed)"
+		       : "no systemd as PID 1: " GVM_WEBUI_UNIT " is not "
+			 "restarted (restart Guardian's web UI yourself)");
+}
+
+static char *
 ports_text(const struct plan *p)
 {
 	char *s = xstrdup(""), *t;
@@ -585,6 +657,7 @@ plan_build(const struct facts *f, const struct answers *a)
 	p->ans.deploy_ha = a->deploy_ha;
 	p->ans.trust_unpinned = a->trust_unpinned;
 	p->guardian = f->guardian;
+	p->datadir = xstrdup(f->datadir[0] != '\0' ? f->datadir : GVM_DATADIR);
 
 	/* Host check. */
 	plan_note(p, "host: %s (%s), %llu MiB RAM, %s", plan_arch_name(f->arch),
@@ -784,12 +857,8 @@ plan_build(const struct facts *f, const struct answers *a)
 	free(t);
 	free(u);
 
-	if (p->guardian) {
-		s = plan_step(p, "guardian", "Guardian integration");
-		change_action(s, "guardian-blueprint", false,
-		    "install the vms blueprint and tile, disable Guardian's "
-		    "virsh-based vms blueprint, restart guardian-webui");
-	}
+	if (p->guardian)
+		plan_guardian(p, f);
 
 	s = plan_step(p, "services", "Start the services");
 	change_action(s, "services", true, "%s",
@@ -819,6 +888,7 @@ change_free(struct change *c)
 	free(c->content);
 	free(c->target);
 	free(c->desc);
+	free(c->src);
 	for (a = c->args; a != NULL && *a != NULL; a++)
 		free(*a);
 	free(c->args);
@@ -845,8 +915,29 @@ plan_free(struct plan *p)
 	free(p->verdict_msg);
 	free(p->bridge);
 	free(p->storage_dir);
+	free(p->datadir);
 	answers_clear(&p->ans);
 	free(p);
+}
+
+int
+plan_only(struct plan *p, const char *id)
+{
+	size_t i, j, k = 0;
+
+	for (i = 0; i < p->nsteps; i++) {
+		if (strcmp(p->steps[i].id, id) == 0) {
+			p->steps[k++] = p->steps[i];
+			continue;
+		}
+		for (j = 0; j < p->steps[i].nchanges; j++)
+			change_free(&p->steps[i].changes[j]);
+		free(p->steps[i].changes);
+		free(p->steps[i].id);
+		free(p->steps[i].title);
+	}
+	p->nsteps = k;
+	return k > 0 ? 0 : -1;
 }
 
 static void

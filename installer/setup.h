@@ -194,6 +194,7 @@ struct facts {
 	enum netcfg netcfg; /* how a new br0 is persisted */
 	char prev_block[40]; /* reserve_block of an existing vmmod.conf */
 	uint64_t storage_free_mb; /* where the VM disks go; 0: unknown */
+	char datadir[256]; /* the shipped files (GVM_DATADIR) */
 };
 
 /* One change a step makes; the plan lists them all. */
@@ -218,6 +219,8 @@ struct change {
 	char *desc; /* one line for the plan */
 	bool guardian_file; /* replaces/edits a file Guardian owns */
 	bool implemented; /* ACTION: false -> reported, never faked */
+	char *src; /* FILE copied from this file (of the installer) */
+	const char *anchor; /* FILE edit: what must be there (errors) */
 };
 struct step {
 	char *id;
@@ -245,10 +248,13 @@ struct plan {
 	size_t nblock_ports;
 	bool create_bridge;
 	enum netcfg netcfg;
+	char *datadir; /* facts' datadir */
 	struct answers ans; /* a copy, saved as setup.conf */
 };
 struct plan *plan_build(const struct facts *, const struct answers *);
 void plan_free(struct plan *);
+/* Keeps only the step ID (--repair: "guardian"); 0, or -1 when absent. */
+int plan_only(struct plan *, const char *id);
 /* The plan as printed by --dry-run and shown by the plan screen. */
 char *plan_text(const struct plan *);
 const char *plan_arch_name(enum gvm_arch);
@@ -290,6 +296,22 @@ char *gen_libvirtd_dropin(const struct plan *);
 char *gen_networkd_netdev(const struct plan *);
 char *gen_networkd_network(const struct plan *);
 char *gen_ifupdown(const struct plan *);
+
+/*
+ * guardian.c (pure): the Guardian integration's edits of Guardian's
+ * blueprint registry and dashboard (NULL: the anchor is not there, refuse)
+ * and the guardian-webui.service drop-in.
+ */
+#define GVM_DATADIR "/usr/local/share/guardian-vms"
+#define GVM_VMMOD_SOCKET "/run/vmmod/vmmod.sock"
+#define GVM_GUARDIAN_WEB "/opt/hookprobe/guardian/web"
+#define GVM_GUARDIAN_PLUGIN GVM_GUARDIAN_WEB "/modules/guardian_vms"
+#define GVM_WEBUI_UNIT "guardian-webui.service"
+#define GVM_WEBUI_DROPIN                                                       \
+	"/etc/systemd/system/guardian-webui.service.d/guardian-vms.conf"
+char *guardian_edit_modules(const char *current);
+char *guardian_edit_dashboard(const char *current);
+char *gen_webui_dropin(const struct plan *);
 
 /*
  * manifest.c: every change the installer made, in order, as JSON in

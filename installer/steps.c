@@ -34,6 +34,8 @@ struct run {
 	char *mpath; /* the manifest under root */
 	size_t step, nsteps;
 	const char *id;
+	size_t changed; /* files written in the current step */
+	bool restart_webui; /* uninstall: restart guardian-webui at the end */
 };
 
 static int
@@ -109,7 +111,9 @@ make_dirs(
 			}
 			me.path = copy;
 			me.keep = keep && c == '\0';
-			manifest_add(r->m, &me);
+			/* made again (--repair after an update removed it) */
+			if (manifest_find(r->m, "dir", copy) == -1)
+				manifest_add(r->m, &me);
 			if (!own && save(r, errp) == -1)
 				rc = -1;
 		} else if (!S_ISDIR(st.st_mode))
@@ -134,6 +138,30 @@ parent_of(const char *path)
 	return d;
 }
 
+/*
+ * A Guardian file we edited before and that changed since (a Guardian
+ * update rewrote it; --repair): its new text is what --uninstall must
+ * restore, so the recorded original becomes the current file.
+ */
+static void
+rebase_guardian(struct run *r, const struct change *c, const char *cur)
+{
+	struct mentry me;
+	long i;
+
+	if (!c->guardian_file || cur == NULL ||
+	    (i = manifest_find(r->m, "file", c->path)) == -1)
+		return;
+	manifest_get(r->m, (size_t)i, &me);
+	if (me.content != NULL && strcmp(me.content, cur) == 0)
+		return;
+	manifest_remove(r->m, (size_t)i);
+	say(r, -1,
+	    "%s changed since the install (a Guardian update?): "
+	    "--uninstall now restores this version",
+	    c->path);
+}
+
 static int
 do_file(struct run *r, const struct change *c, char **errp)
 {
@@ -149,7 +177,24 @@ do_file(struct run *r, const struct change *c, char **errp)
 	}
 	if (cur != NULL && stat(full, &st) == 0)
 		mode = st.st_mode & 07777;
-	want = c->edit != NULL ? c->edit(cur, r->plan) : xstrdup(c->content);
+	if (c->src != NULL) {
+		if ((want = read_file(c->src, 16 << 20, NULL)) == NULL) {
+			st_err(errp, "%s: %s (make install puts it there)",
+			    c->src, strerror(errno));
+			goto done;
+		}
+	} else if (c->edit != NULL)
+		want = c->edit(cur, r->plan);
+	else
+		want = xstrdup(c->content);
+	if (want == NULL && c->anchor != NULL) {
+		st_err(errp,
+		    "%s: %s; refusing to edit it (%s).  Nothing was changed "
+		    "in it",
+		    full, cur == NULL ? "missing" : "not as expected",
+		    c->anchor);
+		goto done;
+	}
 	if (want == NULL) {
 		st_err(errp,
 		    "%s: nothing to edit (the expected line is "
@@ -168,7 +213,9 @@ do_file(struct run *r, const struct change *c, char **errp)
 		goto done;
 	}
 	free(dir);
+	rebase_guardian(r, c, cur);
 	manifest_file(r->m, c->path, cur, mode, want, c->guardian_file);
+	r->changed++;
 	if (save(r, errp) == -1)
 		goto done;
 	if (write_file_atomic(full, want, strlen(want), mode) == -1) {
@@ -628,6 +675,85 @@ do_direct(struct run *r, const struct change *c, char **errp)
 	return start_vmmod(r, errp);
 }
 
+/* ---- Guardian's web UI --------------------------------------------- */
+
+/* The files the blueprint serves (not copied: it reads them in place). */
+static int
+check_assets(struct run *r, char **errp)
+{
+	static const char *need[] = {"/web-assets/js/guardian-tile.js",
+	    "/web-assets/css/vms.css", "/web-assets/index.html"};
+	char *path;
+	size_t i;
+
+	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		xasprintf(&path, "%s%s", r->plan->datadir, need[i]);
+		if (access(path, R_OK) == -1) {
+			st_err(errp,
+			    "%s: %s: the blueprint could not serve the tile "
+			    "(make install puts the web assets there)",
+			    path, strerror(errno));
+			free(path);
+			return -1;
+		}
+		free(path);
+	}
+	say(r, -1, "web assets in %s/web-assets", r->plan->datadir);
+	return 0;
+}
+
+static bool
+systemd_here(const struct run *r)
+{
+	return r->o->root[0] == '\0' &&
+	    access("/run/systemd/system", F_OK) == 0;
+}
+
+static int
+webui_restart_now(struct run *r, char **errp)
+{
+	char *reload[] = {"systemctl", "daemon-reload", NULL};
+	char *restart[] = {"systemctl", "try-restart", GVM_WEBUI_UNIT, NULL};
+
+	if (!systemd_here(r)) {
+		say(r, -1,
+		    "no systemd as PID 1%s: " GVM_WEBUI_UNIT " not restarted; "
+		    "restart Guardian's web UI yourself",
+		    r->o->root[0] != '\0' ? " (--root)" : "");
+		return 0;
+	}
+	if (run_ok(reload) == -1 || run_ok(restart) == -1)
+		return st_err(errp,
+		    "systemctl try-restart " GVM_WEBUI_UNIT " failed "
+		    "(journalctl -u " GVM_WEBUI_UNIT " shows why)");
+	say(r, -1, "restarted " GVM_WEBUI_UNIT);
+	return 0;
+}
+
+/*
+ * After the step's files: restarts guardian-webui when one of them changed
+ * (a second --repair restarts nothing), and records that --uninstall
+ * restarts it again once the files are restored.
+ */
+static int
+restart_webui(struct run *r, char **errp)
+{
+	struct mentry me = {.type = "restart", .path = GVM_WEBUI_UNIT};
+
+	if (manifest_find(r->m, "restart", GVM_WEBUI_UNIT) == -1) {
+		manifest_add(r->m, &me);
+		if (save(r, errp) == -1)
+			return -1;
+	}
+	if (r->changed == 0) {
+		say(r, -1,
+		    "Guardian's files unchanged: " GVM_WEBUI_UNIT
+		    " not restarted");
+		return 0;
+	}
+	return webui_restart_now(r, errp);
+}
+
 static int
 do_action(struct run *r, const struct change *c, char **errp)
 {
@@ -642,6 +768,10 @@ do_action(struct run *r, const struct change *c, char **errp)
 		say(r, -1, "NOT IMPLEMENTED (nothing done): %s", c->desc);
 		return 0;
 	}
+	if (strcmp(c->path, "guardian-assets") == 0)
+		return check_assets(r, errp);
+	if (strcmp(c->path, "guardian-webui") == 0)
+		return restart_webui(r, errp);
 	if (r->o->files_only) {
 		say(r, -1, "skipped (--root): %s", c->desc);
 		return 0;
@@ -766,6 +896,8 @@ undo_entry(struct run *r, size_t i, char **errp)
 			else
 				say(r, -1, "kept %s: not empty", me.path);
 		}
+	} else if (strcmp(me.type, "restart") == 0) {
+		r->restart_webui = true; /* once the files are restored */
 	} else if (r->o->files_only) {
 		say(r, -1, "skipped (--root): undo %s %s", me.type, me.path);
 	} else if (strcmp(me.type, "package") == 0) {
@@ -830,6 +962,11 @@ undo_from(struct run *r, size_t first, bool keep_own, char **errp)
 		if (!me.own)
 			save(r, NULL);
 	}
+	if (r->restart_webui && rc == 0) {
+		r->restart_webui = false;
+		if (webui_restart_now(r, errp) == -1)
+			rc = -1;
+	}
 	return rc;
 }
 
@@ -868,6 +1005,7 @@ steps_apply(const struct plan *p, struct manifest *m,
 
 		r.step = i;
 		r.id = s->id;
+		r.changed = 0;
 		mark = manifest_count(m);
 		say(&r, 0, "%s", s->title);
 		for (j = 0; j < s->nchanges && rc == 0; j++) {

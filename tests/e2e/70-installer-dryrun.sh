@@ -28,6 +28,8 @@ unset HOOKPROBE_VM_SUPPORT GVM_STORAGE_DIR GVM_BRIDGE GVM_BRIDGE_ADDR GVM_DHCP_R
 	GVM_SHRINK_POOL GVM_CONSOLE_PORT GVM_BLOCK_PORTS GVM_DEPLOY_HA GVM_TRUST_UNPINNED GVM_VM_BLOCK
 
 cp -a "$data/guardian-root" "$tmp/root"
+# the blueprint, its templates and the web assets come from the tree
+export GVM_SETUP_DATADIR=$top
 cp -a "$data/guardian-root" "$tmp/orig"
 answers=$data/guardian.answers
 
@@ -64,7 +66,9 @@ rc=0
 [ $rc = 0 ] || { cat "$tmp/install1"; bad "install exit $rc"; }
 for f in /etc/dnsmasq.d/guardian-vms.conf /etc/dnsmasq.d/guardian.conf /etc/vmmod/vmmod.conf \
     /etc/guardian-vms/setup.conf /etc/default/libvirt-guests \
-    /etc/systemd/system/libvirtd.service.d/guardian-vms.conf; do
+    /etc/systemd/system/libvirtd.service.d/guardian-vms.conf \
+    /opt/hookprobe/guardian/web/modules/__init__.py \
+    /opt/hookprobe/guardian/web/templates/core/dashboard.html; do
 	flat=$(echo "${f#/}" | tr / _)
 	cmp -s "$tmp/root$f" "$data/guardian.$flat" ||
 		{ diff -u "$data/guardian.$flat" "$tmp/root$f" | head -20; bad "$f differs from guardian.$flat"; }
@@ -74,8 +78,12 @@ for u in vmmod.service guardian-vms-firewall.service guardian-vms-dnsmasq-reload
 		bad "$u not enabled"
 done
 grep -q '"type": "file"' "$tmp/root/var/lib/guardian-vms/install.json" || bad "no manifest"
-grep -q "NOT IMPLEMENTED (nothing done): install the vms blueprint" "$tmp/install1" ||
-	bad "unimplemented Guardian step not reported"
+f=/etc/systemd/system/guardian-webui.service.d/guardian-vms.conf
+sed "s|/usr/local/share/guardian-vms|$top|" "$data/guardian.$(echo "${f#/}" | tr / _)" | cmp -s - "$tmp/root$f" ||
+	bad "$f differs from its golden file (DATADIR $top)"
+cmp -s guardian/guardian_vms.py "$tmp/root/opt/hookprobe/guardian/web/modules/guardian_vms/__init__.py" ||
+	bad "the blueprint is not installed byte for byte"
+! grep -q "NOT IMPLEMENTED" "$tmp/install1" || bad "a step reports NOT IMPLEMENTED"
 
 cp -a "$tmp/root" "$tmp/after1"
 rc=0

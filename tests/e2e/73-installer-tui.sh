@@ -35,6 +35,8 @@ unset HOOKPROBE_VM_SUPPORT GVM_STORAGE_DIR GVM_BRIDGE GVM_BRIDGE_ADDR GVM_DHCP_R
 	GVM_SHRINK_POOL GVM_CONSOLE_PORT GVM_BLOCK_PORTS GVM_DEPLOY_HA GVM_TRUST_UNPINNED GVM_VM_BLOCK \
 	TMUX
 
+# the blueprint, its templates and the web assets come from the tree
+export GVM_SETUP_DATADIR=$top
 tmp=$(mktemp -d /tmp/gvm-tui.XXXXXX)
 caps=$top/build/tui-captures
 rm -rf "$caps"
@@ -151,9 +153,10 @@ shot plan "4/7 Plan" "This plan gives VMs the top of the DHCP pool, which needs 
 	"DHCP pool: 192.168.4.2-192.168.4.30, shrunk to 192.168.4.2-192.168.4.23" \
 	"storage /mnt/ssd/guardian-vms:" "> Continue <" "lines 1-19 of"
 keys End
-shot plan-end "step 10/10 services" "[not implemented yet]"
+shot plan-end "step 10/10 services" "Guardian's web UI yourself"
+grep -q "not implemented" "$caps/$(printf %02d $n)-plan-end.txt" && bad "plan-end: a change is not implemented"
 keys PageUp
-shot plan-scrolled "step 6/10 libvirt"
+shot plan-scrolled "step 8/10 firewall"
 keys Enter
 shot consent "Consent needed: the DHCP pool" "Give VMs the top of the DHCP pool?" \
 	"192.168.4.2-192.168.4.30 becomes 192.168.4.2-192.168.4.23" "> Yes, shrink the pool <" "[ No ]"
@@ -255,7 +258,7 @@ keys Enter
 shot apply-plan "4/7 Plan" "> Install <" "storage /srv/guardian-vms"
 grep -q "needs your consent" "$caps/$(printf %02d $n)-apply-plan.txt" && bad "apply: consent asked though answered"
 keys Enter
-shot apply-progress "5/7 Progress" "[ ok ] 7/10 vmmod" "[part] 9/10 guardian" "[ ok ] 10/10 services" \
+shot apply-progress "5/7 Progress" "[ ok ] 7/10 vmmod" "[ ok ] 9/10 guardian" "[ ok ] 10/10 services" \
 	"Done: no step failed." "> Next <"
 keys Home
 shot apply-progress-top "Installing under $tmp/root" "[ ok ] 1/10 packages" "packages skipped (--root)"

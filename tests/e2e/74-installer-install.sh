@@ -11,6 +11,12 @@
 #     (.2-.23, shrunk) from the dnsmasq the installer started;
 #   - virsh: network guardian (bridge br0) and pool guardian-vms (dir under
 #     the fake root) active and autostarted;
+#   - the Guardian step (the fake root holds a Guardian-shaped web/ tree):
+#     Flask loads the edited registry with our blueprint and without
+#     Guardian's vms one, the dashboard renders our tile and no #vm-section;
+#     --repair twice changes nothing; after a "Guardian update" rewrote
+#     both files, --repair edits them again and --uninstall restores the
+#     updated files byte for byte;
 #   - install run twice -> identical state (iptables-legacy-save, nft list
 #     ruleset, ip -d link, the root's files, net-dumpxml, pool-dumpxml);
 #   - uninstall with no VM -> identical to the pre-install snapshot;
@@ -39,6 +45,9 @@ py=/usr/bin/python3
 unset HOOKPROBE_VM_SUPPORT GVM_STORAGE_DIR GVM_BRIDGE GVM_BRIDGE_ADDR GVM_DHCP_RANGE \
 	GVM_SHRINK_POOL GVM_CONSOLE_PORT GVM_BLOCK_PORTS GVM_DEPLOY_HA GVM_TRUST_UNPINNED GVM_VM_BLOCK
 export GVM_SETUP_SKIP_APT=1
+export GVM_SETUP_DATADIR=$top # the blueprint, its templates, web-assets
+export PYTHONDONTWRITEBYTECODE=1
+web=/opt/hookprobe/guardian/web
 
 fails=0
 ok() { echo "ok   $*"; }
@@ -99,7 +108,7 @@ snapshot() {
 	ip -d -o link show | sed -E -e 's/link\/ether [0-9a-f:]+ brd [0-9a-f:]+//' \
 		-e 's/ (hello|tcn|topology_change|gc)_timer +[0-9.]+//g' \
 		-e 's/ (bridge_id|designated_root|root_id) [0-9a-f.]+//g' -e 's/ state [A-Z]+//'
-	ip -o addr show | awk '{$1=""; print}' | sed -E 's/valid_lft.*//'
+	ip -o addr show | awk '{$1=""; print}' | sed -E -e 's/valid_lft.*//' -e 's/ tentative//'
 	echo "## files"
 	(cd "$root" && find . -printf '%p %y %m\n' | sort && find . -type f -print0 | sort -z | xargs -0r sha256sum)
 	echo "## libvirt"
@@ -157,6 +166,35 @@ check "pool guardian-vms: running, autostart" bash -c 'virsh pool-info guardian-
 for t in libvirt-network libvirt-pool daemon bridge firewall; do
 	check "manifest records $t" grep -q "\"type\": \"$t\"" "$root/var/lib/guardian-vms/install.json"
 done
+# Guardian's web UI as Flask would load it from the installed tree
+flask_check() { # flask_check WEBDIR: prints blueprints, tile, vm-section
+	"$py" -B - "$1" <<'EOF'
+import os, sys
+web = sys.argv[1]
+sys.path.insert(0, web)
+from flask import Flask
+from modules import register_blueprints
+app = Flask("guardian", template_folder=os.path.join(web, "templates"))
+register_blueprints(app)
+with app.test_request_context("/"):
+    html = app.jinja_env.get_template("core/dashboard.html").render()
+print("blueprints:", " ".join(sorted(app.blueprints)))
+print("tile:", 'id="gvm-tile"' in html, "vm-section:", 'id="vm-section"' in html)
+print("assets:", "/vms/assets/js/guardian-tile.js" in html)
+EOF
+}
+flask_check "$root$web" >"$tmp/flask1" 2>&1
+check "Guardian loads our blueprint, not its vms one" grep -qx "blueprints: core guardian_vms" "$tmp/flask1"
+check "the dashboard renders our tile instead of #vm-section" grep -qx "tile: True vm-section: False" "$tmp/flask1"
+check "the tile's assets are served by the blueprint" grep -qx "assets: True" "$tmp/flask1"
+flask_check "$data/guardian-root$web" >"$tmp/flask0" 2>&1
+check "(before: Guardian's own vms blueprint and #vm-section)" bash -c "grep -qx 'blueprints: core vms' '$tmp/flask0' &&
+	grep -qx 'tile: False vm-section: True' '$tmp/flask0'"
+check "the blueprint installed byte for byte" cmp -s "$top/guardian/guardian_vms.py" "$root$web/modules/guardian_vms/__init__.py"
+check "guardian-webui drop-in names vmmod's socket and the assets" \
+	grep -qx "Environment=GUARDIAN_VMS_WEB_ASSETS=$top/web-assets" "$root/etc/systemd/system/guardian-webui.service.d/guardian-vms.conf"
+check "says guardian-webui is not restarted (no systemd)" grep -q "guardian-webui.service not restarted" "$tmp/install1"
+check "manifest records the Guardian files as Guardian's" bash -c "grep -B2 -A8 '\"$web/templates/core/dashboard.html\"' '$root/var/lib/guardian-vms/install.json' | grep -q '\"guardian\": true'"
 check "LAN host on br0 after the install" lan_up
 check "console port 8091 answers from br0 after the install" tcp 192.168.4.1 8091
 lease() { ip netns exec lan timeout 20 busybox udhcpc -i eth0 -n -q -f -t 5 -T 1 -s /bin/true 2>&1; }
@@ -213,6 +251,38 @@ check "--purge says what it removed" grep -q "removed VMs made by vmmod (vm1) an
 check "the VM is gone" not virsh -q dominfo vm1 2>/dev/null
 snapshot >"$tmp/s5"
 check "--purge -> identical to the pre-install snapshot" same "" "$tmp/s0" "$tmp/s5"
+
+# --- --repair: a no-op when in place; after a Guardian update, redone
+install install5 >/dev/null || bad "fifth install"
+snapshot >"$tmp/s6"
+run repair1 --repair --root "$root" || bad "--repair"
+snapshot >"$tmp/s7"
+check "--repair with everything in place changes nothing" same "" "$tmp/s6" "$tmp/s7"
+check "--repair restarts nothing then" grep -q "Guardian's files unchanged: guardian-webui.service not restarted" "$tmp/repair1"
+# the update: Guardian's own files back (a newer version), our package gone
+for f in modules/__init__.py templates/core/dashboard.html; do
+	case $f in *.py) v="# Guardian 5.3" ;; *) v="<!-- Guardian 5.3 -->" ;; esac
+	{ cat "$data/guardian-root$web/$f"; echo "$v"; } >"$root$web/$f"
+	cp "$root$web/$f" "$tmp/updated-${f//\//_}"
+done
+rm -r "$root$web/modules/guardian_vms"
+run repair2 --repair --root "$root" || bad "--repair after the update"
+cat "$tmp/repair2"
+check "--repair says the files changed and edits them again" bash -c "grep -q 'dashboard.html changed since the install' '$tmp/repair2' &&
+	grep -q 'edited $web/modules/__init__.py' '$tmp/repair2' && grep -q 'wrote $web/modules/guardian_vms/__init__.py' '$tmp/repair2'"
+flask_check "$root$web" >"$tmp/flask2" 2>&1
+check "after --repair: our blueprint and tile again" bash -c "grep -qx 'blueprints: core guardian_vms' '$tmp/flask2' && grep -qx 'tile: True vm-section: False' '$tmp/flask2'"
+snapshot >"$tmp/s8"
+run repair3 --repair --root "$root" || bad "second --repair"
+snapshot >"$tmp/s9"
+check "a second --repair changes nothing" same "" "$tmp/s8" "$tmp/s9"
+run uninstall5 --uninstall --root "$root" --live || bad "uninstall after the update"
+for f in modules/__init__.py templates/core/dashboard.html; do
+	check "uninstall restores the updated $f byte for byte" cmp -s "$tmp/updated-${f//\//_}" "$root$web/$f"
+	cp "$data/guardian-root$web/$f" "$root$web/$f"
+done
+snapshot >"$tmp/s10"
+check "uninstall after repair (+ Guardian's files put back) -> pre-install snapshot" same "" "$tmp/s0" "$tmp/s10"
 
 [ $fails = 0 ] && echo "PASS: install (live in the namespace) twice identical, console port, lease, uninstall and --purge restore"
 exit $((fails > 0))
