@@ -1057,6 +1057,13 @@ static const double metric_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
 static unsigned long metric_req[NSLOTS][NCODES];
 static unsigned long metric_hist[NSLOTS][NBUCKETS + 1];
 static unsigned long metric_sum_us[NSLOTS];
+static unsigned long metric_total;
+
+unsigned long
+api_requests_total(void)
+{
+	return __atomic_load_n(&metric_total, __ATOMIC_RELAXED);
+}
 
 void
 api_metrics_observe(int route, int status, double seconds)
@@ -1070,6 +1077,7 @@ api_metrics_observe(int route, int status, double seconds)
 		if (seconds <= metric_buckets[b])
 			break;
 	__atomic_fetch_add(&metric_req[r][c], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&metric_total, 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&metric_hist[r][b], 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&metric_sum_us[r],
 	    (unsigned long)llround(seconds * 1e6), __ATOMIC_RELAXED);

@@ -129,6 +129,28 @@ host_arch(void)
 	return u.machine;
 }
 
+/*
+ * After a burst of requests, hand the freed memory back.  Requests of many
+ * threads leave free chunks scattered over malloc's second arena, which
+ * the trim threshold alone never returns (only the top of a heap is
+ * trimmed); malloc_trim(0) releases every free page.  Runs on the main
+ * thread's tick, once when a tick saw requests and the next saw none, so a
+ * steady load never pays for it and an idle daemon never calls it.
+ */
+static const struct timespec trim_tick = {5, 0};
+
+static void
+trim_after_burst(void)
+{
+	static unsigned long seen, before;
+	unsigned long now = api_requests_total();
+
+	if (now == seen && seen != before)
+		malloc_trim(0);
+	before = seen;
+	seen = now;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -313,8 +335,11 @@ main(int argc, char *argv[])
 	    "vmmod %s ready (%s, %s)", VMMOD_VERSION, host.arch, host.accel);
 
 	for (;;) {
-		if (sigwait(&set, &sig) != 0)
+		if ((sig = sigtimedwait(&set, NULL, &trim_tick)) == -1) {
+			if (errno == EAGAIN)
+				trim_after_burst();
 			continue;
+		}
 		if (sig != SIGHUP)
 			break;
 		sd_notify(0, "RELOADING=1");

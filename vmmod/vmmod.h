@@ -604,6 +604,7 @@ int api_name_check(const char *, struct api_error *);
 int api_body_parse(const char *ctype, const char *body, size_t len,
     json_object **objp, struct api_error *);
 void api_metrics_observe(int route, int status, double seconds);
+unsigned long api_requests_total(void); /* every answered request */
 char *api_metrics_text(const unsigned counts[VS_STARTING + 1],
     unsigned long reconnects, unsigned sse_clients);
 
