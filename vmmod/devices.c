@@ -1862,6 +1862,12 @@ devices_init(const struct vmmod_conf *conf)
 	free(err);
 	free(text);
 	free(path);
+	/* GET /api/hypervisor/ai-acceleration names accelerators from the
+	 * same directory (x86 builds) */
+	xasprintf(
+	    &path, "%s/devices/pci-accelerators.json", conf->templates_dir);
+	pci_set_paths(NULL, NULL, path);
+	free(path);
 	if (usb_init(devices_usb_event) == 0)
 		usb_started = true;
 	sum_quit = false;

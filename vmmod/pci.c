@@ -619,7 +619,10 @@ pci_hypervisor_devices_json(void)
 	return o;
 }
 
-/* Counts USB devices (an array of {"vendor_id","product_id"}) a rule names. */
+/*
+ * Counts USB devices a rule names: an array as GET /api/host/devices lists
+ * them ({"vendor","product"}, 4 hex digits each).
+ */
 static int
 usb_count(json_object *usb, json_object *rule)
 {
@@ -633,8 +636,8 @@ usb_count(json_object *usb, json_object *rule)
 		return 0;
 	for (i = 0; i < json_object_array_length(usb); i++) {
 		d = json_object_array_get_idx(usb, i);
-		if (!json_object_object_get_ex(d, "vendor_id", &v) ||
-		    !json_object_object_get_ex(d, "product_id", &p) ||
+		if (!json_object_object_get_ex(d, "vendor", &v) ||
+		    !json_object_object_get_ex(d, "product", &p) ||
 		    !json_object_is_type(v, json_type_string) ||
 		    !json_object_is_type(p, json_type_string))
 			continue;
@@ -733,7 +736,11 @@ void
 pci_api_accel(
     const struct api_request *req, const char *name, struct api_response *resp)
 {
+	json_object *host = devices_host_json(), *usb = NULL;
+
+	/* USB sticks (NCS2) come from the same scan as GET /api/host/devices */
+	json_object_object_get_ex(host, "usb", &usb);
 	resp->status = 200;
-	/* XXX USB sticks (NCS2) counted once usb.c lists USB devices here. */
-	resp->json = pci_ai_acceleration_json(NULL);
+	resp->json = pci_ai_acceleration_json(usb);
+	json_object_put(host);
 }

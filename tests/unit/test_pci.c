@@ -80,9 +80,9 @@ START_TEST(test_pci_ai_acceleration)
 	for (i = 0; i < nitems(ids); i++) {
 		d = json_object_new_object();
 		json_object_object_add(
-		    d, "vendor_id", json_object_new_string(ids[i][0]));
+		    d, "vendor", json_object_new_string(ids[i][0]));
 		json_object_object_add(
-		    d, "product_id", json_object_new_string(ids[i][1]));
+		    d, "product", json_object_new_string(ids[i][1]));
 		json_object_array_add(usb, d);
 	}
 	json_golden("sysfs/meteorlake-ai-acceleration.json",

@@ -429,6 +429,36 @@ START_TEST(test_usb_host_json)
 	ck_assert(
 	    !json_object_get_boolean(json_object_object_get(e, "passable")));
 	json_object_put(o);
+	/* The NCS2 stick counts in GET /api/hypervisor/ai-acceleration
+	 * (x86 builds), from the same scan. */
+	if (WITH_PCI) {
+		struct api_response resp = {0};
+		json_object *comps, *c;
+		size_t i, ncs2 = 0;
+
+		char *accel = test_data_path(
+		    "../../templates/devices/pci-accelerators.json");
+
+		pci_set_paths(NULL, NULL, accel);
+		free(accel);
+		pci_api_accel(NULL, NULL, &resp);
+		pci_set_paths(NULL, NULL, NULL);
+		ck_assert_int_eq(resp.status, 200);
+		comps = json_object_object_get(resp.json, "components");
+		for (i = 0; i < json_object_array_length(comps); i++) {
+			c = json_object_array_get_idx(comps, i);
+			if (jstr(c, "type") != NULL &&
+			    strcmp(jstr(c, "type"), "NCS2") == 0) {
+				ck_assert_int_eq(
+				    json_object_get_int(
+					json_object_object_get(c, "count")),
+				    1);
+				ncs2++;
+			}
+		}
+		ck_assert_uint_eq(ncs2, 1);
+		api_response_clear(&resp);
+	}
 }
 END_TEST
 
