@@ -967,6 +967,25 @@ pci_failed(struct api_error *err, const char *addr, bool attach, bool live)
 		    live ? "the running VM" : "the VM's definition");
 }
 
+/* The VM's classification may forbid PCI passthrough (profile.c). */
+static int
+pci_class_check(const char *domxml, struct api_error *err)
+{
+	struct vm_facts f = {0};
+	enum vm_class c;
+	int ret = 0;
+
+	if (domparse_facts(domxml, &f) == 0 && f.classification[0] != '\0' &&
+	    vm_class_parse(f.classification, &c) == 0 &&
+	    (profile_required(c) & PROFILE_NO_PCI) != 0) {
+		api_error_set(err, 409, "classification",
+		    "%s VMs get no PCI passthrough", f.classification);
+		ret = -1;
+	}
+	vm_facts_clear(&f);
+	return ret;
+}
+
 static int
 pci_attach(const char *uuid, json_object *body, json_object **devp,
     struct api_error *err)
@@ -993,7 +1012,8 @@ pci_attach(const char *uuid, json_object *body, json_object **devp,
 	}
 	pthread_mutex_lock(&dev_mtx);
 	if (pci_check_free(uuid, addrs, n, err) == -1 ||
-	    virt_dom_xml(uuid, false, &dom, &running, &persistent, err) == -1)
+	    virt_dom_xml(uuid, false, &dom, &running, &persistent, err) == -1 ||
+	    pci_class_check(dom, err) == -1)
 		goto done;
 	for (i = 0; i < n; i++) {
 		xml[i] = devices_pci_hostdev_xml(addrs[i]);

@@ -6,6 +6,7 @@
  * escaped only where it is emitted (JSON, HTML).
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,8 +64,9 @@ xpath_ulong(xmlXPathContextPtr ctx, const char *expr)
 }
 
 /*
- * Fills title, mac, template_id, has_vnc, has_serial, vcpus and memory_mb
- * (and name when unset).  Returns -1 when the text is not a domain.
+ * Fills title, mac, template_id, has_vnc, has_serial, vcpus, memory_mb and
+ * the security profile (classification, tpm, secure_boot, disk_encrypted;
+ * and name when unset).  Returns -1 when the text is not a domain.
  */
 int
 domparse_facts(const char *xml, struct vm_facts *f)
@@ -105,6 +107,17 @@ domparse_facts(const char *xml, struct vm_facts *f)
 	f->has_serial = xpath_exists(
 	    ctx, "boolean(/domain/devices/serial | /domain/devices/console)");
 	f->vcpus = xpath_ulong(ctx, "string(/domain/vcpu)");
+	p = xpath_str(
+	    ctx, "string(/domain/metadata/gvm:vm/gvm:classification)");
+	snprintf(f->classification, sizeof(f->classification), "%s",
+	    p != NULL && strlen(p) < sizeof(f->classification) ? p : "");
+	free(p);
+	f->tpm = xpath_exists(ctx, "boolean(/domain/devices/tpm)");
+	f->secure_boot =
+	    xpath_exists(ctx, "boolean(/domain/os/loader[@secure='yes'])");
+	f->disk_encrypted = xpath_exists(ctx,
+	    "boolean(/domain/devices/disk/encryption | "
+	    "/domain/devices/disk/source/encryption)");
 
 	/* <memory unit='KiB'>: libvirt always reports KiB, but honour units. */
 	mem = xpath_ulong(ctx, "string(/domain/memory)");

@@ -250,6 +250,11 @@ struct vm_facts {
 	bool persistent;
 	bool has_vnc;
 	bool has_serial;
+	/* security profile (profile.c): from our <metadata> and the XML */
+	char classification[16]; /* "SECRET"; "" when none */
+	bool tpm;
+	bool secure_boot;
+	bool disk_encrypted;
 };
 struct vm_stats {
 	double cpu_pct;

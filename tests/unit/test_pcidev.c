@@ -258,6 +258,41 @@ START_TEST(test_pcidev_refusals)
 }
 END_TEST
 
+/* A SECRET VM gets no PCI passthrough (profile.c), even a free device. */
+START_TEST(test_pcidev_classification)
+{
+	static const char secret[] =
+	    "<domain type='qemu'><name>gvm-pci-s</name>"
+	    "<metadata><gvm:vm xmlns:gvm='" SPEC_XMLNS "'>"
+	    "<gvm:classification>SECRET</gvm:classification></gvm:vm>"
+	    "</metadata><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+	    "<os><type arch='x86_64' machine='q35'>hvm</type></os>"
+	    "<devices/></domain>";
+	char uuid[37], *err = NULL;
+	const char *code;
+
+	/* the iGPU, freed from b first */
+	ck_assert_int_eq(
+	    attach(uuid_b, "{\"pci\":\"0000:00:02.0\"}", &code), 409);
+	{
+		struct api_error e = {0};
+
+		ck_assert_int_eq(devices_detach(uuid_b, "0000:00:02.0", &e), 0);
+	}
+	virt_undefine_name("gvm-pci-s");
+	ck_assert_msg(virt_define(secret, false, uuid, &err) == 0, "%s", err);
+	ck_assert(wait_vm("gvm-pci-s"));
+	ck_assert_int_eq(
+	    attach(uuid, "{\"pci\":\"0000:00:02.0\"}", &code), 409);
+	ck_assert_str_eq(code, "classification");
+	ck_assert_uint_eq(defined_pci(uuid, NULL), 0);
+	/* the same device goes to an unclassified VM */
+	ck_assert_int_eq(
+	    attach(uuid_a, "{\"pci\":\"0000:00:02.0\"}", &code), 0);
+	virt_undefine_name("gvm-pci-s");
+}
+END_TEST
+
 /* pci_none.c (arm64): the devices API says "not built". */
 START_TEST(test_pcidev_not_built)
 {
@@ -288,8 +323,10 @@ suite_pcidev(void)
 	tcase_set_timeout(tc, 30);
 	if (built) {
 		tcase_add_test(tc, test_pcidev_refusals);
-		if (getenv("GVM_SANDBOX") != NULL)
+		if (getenv("GVM_SANDBOX") != NULL) {
 			tcase_add_test(tc, test_pcidev_attach_detach);
+			tcase_add_test(tc, test_pcidev_classification);
+		}
 	} else
 		tcase_add_test(tc, test_pcidev_not_built);
 	suite_add_tcase(s, tc);

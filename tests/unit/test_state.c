@@ -49,6 +49,8 @@ START_TEST(test_domparse_ours)
 	memset(&f, 0, sizeof(f));
 	ck_assert_int_eq(domparse_facts(xml, &f), 0);
 	ck_assert_str_eq(f.template_id, "homeassistant");
+	ck_assert_str_eq(f.classification, "");
+	ck_assert(!f.tpm && !f.secure_boot && !f.disk_encrypted);
 	ck_assert_uint_eq(f.memory_mb, 2048);
 	ck_assert(!f.has_vnc);
 	ck_assert(!f.has_serial);
