@@ -36,8 +36,9 @@ TEST_OBJS := $(call obj,$(TEST_SRCS) tests/unit/main.c tests/unit/testutil.c)
 
 VMMOD_CFLAGS := $(call pc,$(VMMOD_PKGS))
 VMMOD_LIBS := $(call pl,$(VMMOD_PKGS)) $(WSLAY_LIBS) -lpthread -lm
-# guardian-vm-setup defines the libvirt network and storage pool (installer/lv.c).
-SETUP_PKGS += libvirt
+# guardian-vm-setup defines the libvirt network and storage pool (installer/lv.c)
+# and deploys through vmmod's socket with libcurl (installer/deploy.c).
+SETUP_PKGS += libvirt libcurl
 SETUP_CFLAGS := $(call pc,$(SETUP_PKGS))
 SETUP_LIBS := $(call pl,$(SETUP_PKGS))
 TEST_CFLAGS := $(call pc,$(TEST_PKGS))

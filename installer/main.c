@@ -132,7 +132,8 @@ uninstall(const struct apply_opts *o)
 		free(err);
 		rc = EXIT_FAILED;
 	} else
-		printf("uninstalled: every recorded change was undone\n");
+		printf("uninstalled: every recorded change was undone but "
+		       "what is named as kept above\n");
 	manifest_free(m);
 	free(path);
 	return rc;

@@ -337,7 +337,7 @@ step_change(struct step *s, enum change_kind kind, const char *path,
 	memset(c, 0, sizeof(*c));
 	c->kind = kind;
 	c->path = path != NULL ? xstrdup(path) : NULL;
-	c->mode = 0644;
+	c->mode = kind == CH_DIR ? 0755 : 0644;
 	c->implemented = true;
 	va_start(ap, fmt);
 	xvasprintf(&c->desc, fmt, ap);
@@ -870,11 +870,14 @@ plan_build(const struct facts *f, const struct answers *a)
 			 "SIGHUPed when a reservation is removed)");
 	if (a->deploy_ha == TRI_YES) {
 		s = plan_step(p, "deploy", "Deploy Home Assistant");
-		change_action(s, "deploy-ha", false,
-		    "deploy Home Assistant through vmmod (%s)",
+		change_action(s, "deploy-ha", true,
+		    "deploy Home Assistant through vmmod's socket (template "
+		    "'" GVM_HA_TEMPLATE "', VM '" GVM_HA_NAME "', started, "
+		    "autostarted; %s)",
 		    a->trust_unpinned == TRI_YES
-			? "unpinned image trusted on first use"
-			: "pinned images only");
+			? "an unpinned image is trusted on first use"
+			: "an image not pinned by a SHA-256 needs "
+			  "--trust-unpinned");
 	}
 	return p;
 }

@@ -380,6 +380,26 @@ int steps_uninstall(struct manifest *, const struct apply_opts *, char **errp);
 int steps_apt_status(const char *line, int *pct, char *msg, size_t len);
 
 /*
+ * deploy.c: deploying a template through vmmod's Unix socket (libcurl,
+ * json-c): the Home Assistant step.
+ */
+#define GVM_HA_TEMPLATE "homeassistant"
+#define GVM_HA_NAME "homeassistant"
+struct deploy_opts {
+	const char *sock;
+	const char *tmpl, *name;
+	bool trust_unpinned;
+	int timeout_s;
+	void (*progress)(void *arg, int pct, const char *msg);
+	void *arg;
+};
+/* Whether TMPL's image is pinned; *WHY_NOT (malloc'd) when unavailable. */
+int deploy_template_info(const char *sock, const char *tmpl, bool *pinned,
+    char **why_not, char **errp);
+/* Creates the VM (start, autostart) and follows its job to the end. */
+int deploy_run(const struct deploy_opts *, char **errp);
+
+/*
  * storage.c: where VM disks may live.  storage_scan lists the mounted
  * filesystems (getmntent on ROOT/proc/mounts when that exists, else
  * /proc/self/mounts) with their free space (statvfs under ROOT) and what

@@ -36,6 +36,7 @@ struct run {
 	const char *id;
 	size_t changed; /* files written in the current step */
 	bool restart_webui; /* uninstall: restart guardian-webui at the end */
+	size_t kept; /* uninstall: directories kept (not empty) */
 };
 
 static int
@@ -675,6 +676,64 @@ do_direct(struct run *r, const struct change *c, char **errp)
 	return start_vmmod(r, errp);
 }
 
+/* ---- Deploy Home Assistant ----------------------------------------- */
+
+static void
+deploy_say(void *arg, int pct, const char *msg)
+{
+	say(arg, pct, "%s", msg);
+}
+
+/*
+ * Through vmmod's socket; the VM is the user's (not in the manifest: a
+ * plain --uninstall keeps it, --purge removes it with vmmod's VMs).
+ */
+static int
+deploy_ha(struct run *r, char **errp)
+{
+	const char *sock = getenv("GVM_SETUP_VMMOD_SOCKET");
+	struct deploy_opts o = {.tmpl = GVM_HA_TEMPLATE,
+	    .name = GVM_HA_NAME,
+	    .trust_unpinned = r->plan->ans.trust_unpinned == TRI_YES,
+	    .timeout_s = 1800,
+	    .progress = deploy_say,
+	    .arg = r};
+	char *why = NULL, *err = NULL;
+	bool pinned = false;
+	int i, rc;
+
+	o.sock = sock != NULL && sock[0] == '/' ? sock : GVM_VMMOD_SOCKET;
+	/* vmmod was (re)started by the step before: give it a moment */
+	for (i = 0; i < 50 && access(o.sock, F_OK) == -1; i++)
+		usleep(100000);
+	if (deploy_template_info(o.sock, o.tmpl, &pinned, &why, &err) == -1) {
+		st_err(errp,
+		    "%s (deploy it from the dashboard once vmmod runs)", err);
+		free(err);
+		return -1;
+	}
+	if (why != NULL) {
+		st_err(errp, "Home Assistant cannot be deployed here: %s", why);
+		free(why);
+		return -1;
+	}
+	if (!pinned && !o.trust_unpinned)
+		return st_err(errp,
+		    "the Home Assistant image is not pinned by a known "
+		    "SHA-256: deploying it trusts whatever is downloaded the "
+		    "first time (its digest is then pinned).  Consent with "
+		    "--trust-unpinned or GVM_TRUST_UNPINNED=yes, or deploy it "
+		    "from the dashboard");
+	say(r, 0, "deploying '%s' from template '%s' (image %s)", o.name,
+	    o.tmpl,
+	    pinned ? "pinned by SHA-256" : "unpinned: trusted on first use");
+	if ((rc = deploy_run(&o, &err)) == -1) {
+		st_err(errp, "%s", err);
+		free(err);
+	}
+	return rc;
+}
+
 /* ---- Guardian's web UI --------------------------------------------- */
 
 /* The files the blueprint serves (not copied: it reads them in place). */
@@ -773,6 +832,12 @@ do_action(struct run *r, const struct change *c, char **errp)
 	if (strcmp(c->path, "guardian-webui") == 0)
 		return restart_webui(r, errp);
 	if (r->o->files_only) {
+		if (strcmp(c->path, "deploy-ha") == 0) {
+			say(r, -1,
+			    "skipped (--root: vmmod does not run there): "
+			    "deploy Home Assistant");
+			return 0;
+		}
 		say(r, -1, "skipped (--root): %s", c->desc);
 		return 0;
 	}
@@ -806,6 +871,8 @@ do_action(struct run *r, const struct change *c, char **errp)
 	}
 	if (strcmp(c->path, "nftables") == 0)
 		return 0; /* fw_apply above did both */
+	if (strcmp(c->path, "deploy-ha") == 0)
+		return deploy_ha(r, errp);
 	if (strcmp(c->path, "libvirt-network") == 0 ||
 	    strcmp(c->path, "libvirt-pool") == 0)
 		return do_libvirt(r, c, errp);
@@ -883,6 +950,7 @@ undo_entry(struct run *r, size_t i, char **errp)
 		}
 	} else if (strcmp(me.type, "dir") == 0) {
 		if (rmdir(full) == -1 && errno != ENOENT) {
+			rc = 1; /* kept: stays in the manifest */
 			if (me.keep && !r->o->purge)
 				say(r, -1,
 				    "kept %s (VM disks live there; "
@@ -954,8 +1022,12 @@ undo_from(struct run *r, size_t first, bool keep_own, char **errp)
 		manifest_get(r->m, i, &me);
 		if (me.own && keep_own)
 			continue;
-		if (undo_entry(r, i, errp) == -1) {
+		switch (undo_entry(r, i, errp)) {
+		case -1:
 			rc = -1;
+			continue;
+		case 1:
+			r->kept++;
 			continue;
 		}
 		manifest_remove(r->m, i);
@@ -1149,11 +1221,20 @@ steps_uninstall(struct manifest *m, const struct apply_opts *o, char **errp)
 		return -1;
 	}
 	rc = undo_from(&r, 0, true, errp);
-	if (rc == 0) {
+	if (rc == 0 && r.kept == 0) {
 		unlink(r.mpath);
 		undo_from(&r, 0, false, errp);
-	} else
+	} else {
+		/* kept directories (the VMs' disks, reservations) stay ours:
+		 * --uninstall again, or --purge, removes them later */
 		save(&r, NULL);
+		if (rc == 0)
+			say(&r, -1,
+			    "%zu director%s kept (not empty) stay in %s: "
+			    "--uninstall again once they are empty, or "
+			    "--uninstall --purge, removes them",
+			    r.kept, r.kept == 1 ? "y" : "ies", GVM_MANIFEST);
+	}
 	free(r.mpath);
 	return rc;
 }

@@ -238,10 +238,12 @@ check "the VM is still defined" virsh -q dominfo vm1
 check "its disk is still there" test -f "$root/srv/guardian-vms/vm1.qcow2"
 check "the network and the pool are gone" bash -c '! virsh -q net-info guardian 2>/dev/null && ! virsh -q pool-info guardian-vms 2>/dev/null'
 # back to the pre-install state by hand, then the same with --purge
+check "the directories it kept stay in the manifest" grep -q "stay in /var/lib/guardian-vms/install.json" "$tmp/uninstall2"
 virsh -q undefine vm1 >/dev/null
-rm -rf "$root/srv" "$root/etc/dnsmasq.d/guardian-vms-hosts"
+rm -f "$root/srv/guardian-vms/vm1.qcow2" "$root/etc/dnsmasq.d/guardian-vms-hosts/vm1"
+run uninstall3 --uninstall --root "$root" --live || bad "--uninstall again once they are empty"
 snapshot >"$tmp/s4"
-check "plain uninstall + removing the VM by hand -> pre-install snapshot" same "" "$tmp/s0" "$tmp/s4"
+check "plain uninstall, the VM removed by hand, --uninstall again -> pre-install snapshot" same "" "$tmp/s0" "$tmp/s4"
 
 install install4 >/dev/null || bad "fourth install"
 check "a VM again" make_vm
