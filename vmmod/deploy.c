@@ -1167,7 +1167,8 @@ job_pipeline(struct job *j, char **errp)
 	cc.memory_mb = j->req.memory_mb;
 	cc.vcpus = j->req.vcpus;
 	cc.disk_gb = j->req.disk_gb;
-	cc.virt = host.accel != NULL && strcmp(host.accel, "kvm") == 0
+	cc.virt = vm_backend()->virt == VM_VIRT_XEN ? VM_VIRT_XEN
+	    : host.accel != NULL && strcmp(host.accel, "kvm") == 0
 	    ? VM_VIRT_KVM
 	    : VM_VIRT_QEMU;
 	cc.bridge = bridge;

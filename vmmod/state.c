@@ -665,6 +665,7 @@ state_host_json(void)
 	json_add_str(o, "arch", host.arch);
 	json_add_str(o, "accel", host.accel);
 	json_add_str(o, "accel_why", host.accel_why);
+	json_add_str(o, "backend", host.backend);
 	json_object_object_add(o, "kvm_usable",
 	    json_object_new_boolean(
 		host.accel != NULL && strcmp(host.accel, "kvm") == 0));

@@ -1334,8 +1334,20 @@ virt_graphics_fd(const char *uuid, struct api_error *err)
 		return -1;
 	if ((dom = running_domain(c, uuid, err)) == NULL)
 		goto done;
-	if ((fd = virDomainOpenGraphicsFD(
-		 dom, 0, VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH)) < 0) {
+	if (!vm_backend()->graphics_fd) {
+		/* libxl: the guest's VNC on 127.0.0.1, proxied (xen.c) */
+		char *xml = virDomainGetXMLDesc(dom, 0), *why = NULL;
+
+		if (xml == NULL || (fd = xen_vnc_connect(xml, &why)) < 0) {
+			log_warnx("%s: %s: %s", __func__, uuid,
+			    why != NULL ? why : last_error());
+			api_error_set(err, 409, "no_graphics",
+			    "the VM's graphical console cannot be opened");
+		}
+		free(xml);
+		free(why);
+	} else if ((fd = virDomainOpenGraphicsFD(
+			dom, 0, VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH)) < 0) {
 		log_warnx("%s: %s: %s", __func__, uuid, last_error());
 		api_error_set(err, 409, "no_graphics",
 		    "the VM's graphical console cannot be opened");

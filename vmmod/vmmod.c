@@ -186,6 +186,7 @@ main(int argc, char *argv[])
 	const char *file = DEFAULT_CONF;
 	char *why = NULL;
 	enum accel_mode accel;
+	const struct vm_backend *backend;
 	bool explicit_file = false, check_only = false;
 	int ch, debug = 0, sig, rc = 0;
 	sigset_t set;
@@ -271,18 +272,36 @@ main(int argc, char *argv[])
 
 	memset(&host, 0, sizeof(host));
 	host.arch = host_arch();
-	accel = conf.accel;
-	if (accel == ACCEL_AUTO)
-		accel = kvmprobe_run("/dev/kvm", 2000, &why);
-	if (accel == ACCEL_KVM) {
-		host.accel = "kvm";
+	/* The libvirt URI names the backend: qemu:// (KVM or TCG), xen://
+	 * (libxl, x86 builds only). */
+	if (xen_backend_pick(conf.uri, NULL, &backend, &why) == -1) {
+		log_warnx("%s", why);
+		free(why);
+		conf_clear(&conf);
+		return 1;
+	}
+	vm_backend_set(backend);
+	if (backend->virt == VM_VIRT_XEN) {
+		host.accel = "xen";
+		if (!xen_dom0_running(NULL))
+			log_warnx("%s: no Xen dom0 runs here (/proc/xen is "
+				  "missing): VMs will not start",
+			    conf.uri);
 	} else {
-		host.accel = "tcg";
-		host.accel_why =
-		    why != NULL ? why : "accel = tcg in the configuration";
-		log_warnx("KVM not usable (%s): VMs run under TCG emulation, "
-			  "much slower",
-		    host.accel_why);
+		accel = conf.accel;
+		if (accel == ACCEL_AUTO)
+			accel = kvmprobe_run("/dev/kvm", 2000, &why);
+		if (accel == ACCEL_KVM) {
+			host.accel = "kvm";
+		} else {
+			host.accel = "tcg";
+			host.accel_why = why != NULL
+			    ? why
+			    : "accel = tcg in the configuration";
+			log_warnx("KVM not usable (%s): VMs run under TCG "
+				  "emulation, much slower",
+			    host.accel_why);
+		}
 	}
 	if (sysinfo(&si) == 0)
 		host.ram_total_mb =
@@ -293,6 +312,7 @@ main(int argc, char *argv[])
 	    ? host.ram_total_mb - GUARDIAN_RESERVE_MB - SYSTEM_BUFFER_MB
 	    : 0;
 	host.xen = WITH_XEN;
+	host.backend = vm_backend()->name;
 
 	if (audit_open(conf.audit_log) < 0)
 		return 1;

@@ -269,7 +269,8 @@ struct host_facts {
 	const char *accel_why; /* why not KVM, or NULL */
 	unsigned long ram_total_mb;
 	unsigned long ram_budget_mb;
-	bool xen;
+	bool xen; /* the Xen backend is built */
+	const char *backend; /* in use: "qemu" or "xen" */
 };
 void state_init(const struct vmmod_conf *, const struct host_facts *);
 void state_free(void);
@@ -547,6 +548,9 @@ struct vm_backend {
 int xen_backend_pick(const char *uri, const char *name,
     const struct vm_backend **bp, char **whyp);
 bool xen_dom0_running(const char *proc_root); /* PROC/xen exists */
+/* The backend picked at start (vmmod.c); "qemu" until then. */
+void vm_backend_set(const struct vm_backend *);
+const struct vm_backend *vm_backend(void);
 /* A socket to the guest's VNC, which must listen on 127.0.0.1 only. */
 int xen_vnc_connect(const char *live_xml, char **whyp);
 

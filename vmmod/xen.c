@@ -75,6 +75,20 @@ xen_backend_pick(const char *uri, const char *name,
 	return -1;
 }
 
+static const struct vm_backend *active = &backends[0];
+
+void
+vm_backend_set(const struct vm_backend *b)
+{
+	active = b;
+}
+
+const struct vm_backend *
+vm_backend(void)
+{
+	return active;
+}
+
 bool
 xen_dom0_running(const char *proc_root)
 {

@@ -32,6 +32,20 @@ xen_backend_pick(const char *uri, const char *name,
 	return 0;
 }
 
+static const struct vm_backend *active = &qemu;
+
+void
+vm_backend_set(const struct vm_backend *b)
+{
+	active = b;
+}
+
+const struct vm_backend *
+vm_backend(void)
+{
+	return active;
+}
+
 bool
 xen_dom0_running(const char *proc_root)
 {
