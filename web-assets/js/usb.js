@@ -126,9 +126,7 @@ export function mountUsb(root, live) {
 	pick.addEventListener('change', () => { current = pick.value; load(); });
 	refresh.addEventListener('click', () => load());
 
-	let first = true;
-	live.subscribe((vms) => {
-		if (!live.loaded) return; // the VM list first
+	function onList(vms) {
 		const names = [...vms.values()].map((v) => v.name).sort((a, b) => a.localeCompare(b));
 		const have = [...pick.options].map((o) => o.value);
 		const renamed = names.join('\n') !== have.join('\n');
@@ -142,10 +140,17 @@ export function mountUsb(root, live) {
 		const sig = JSON.stringify(vm && vm.devices ? vm.devices : []);
 		if (!renamed && (sig === seen || busy)) return;
 		seen = sig;
-		// the first time a frame later: the VM list above goes first
-		if (first) requestAnimationFrame(() => setTimeout(load, 0));
-		else load();
-		first = false;
+		load();
+	}
+	// The panel is below the VM list: it starts a frame after the list is
+	// on screen, then follows every change.
+	let state = 'new'; // 'new' | 'waiting' | 'on'
+	live.subscribe((vms) => {
+		if (state === 'on') onList(vms);
+		else if (state === 'new' && live.loaded) {
+			state = 'waiting';
+			requestAnimationFrame(() => setTimeout(() => { state = 'on'; onList(live.vms); }, 0));
+		}
 	});
 	return root;
 }
