@@ -616,6 +616,7 @@ viewer_free(struct viewer *v)
 static void
 con_free(struct vmcon *con)
 {
+	log_info("console %s: serial stream closed", con->uuid);
 	virt_console_close(con->st);
 	free(con->in);
 	free(con);
@@ -749,7 +750,6 @@ io_main(void *arg)
 		}
 		while ((con = cgone) != NULL) {
 			cgone = con->next;
-			log_info("console %s: serial stream closed", con->uuid);
 			con_free(con);
 		}
 	}

@@ -2,8 +2,10 @@
 """Client side of tests/e2e/50-console.sh: consoles of a running VM through
 vmmod's TCP listener with Debian's python3-websocket (websocket-client).
 
-usage: 50-console.py BASE TOKEN VM  (BASE like http://127.0.0.1:18091)
-Prints "ok ..." / "FAIL ..." lines; exits 1 when something failed."""
+usage: 50-console.py BASE TOKEN VM [hold]  (BASE like http://127.0.0.1:18091)
+Prints "ok ..." / "FAIL ..." lines; exits 1 when something failed.
+With "hold": one serial viewer that prints "holding" once connected and
+waits for vmmod's close frame (50-console.sh stops vmmod meanwhile)."""
 import http.client
 import json
 import os
@@ -16,6 +18,7 @@ import urllib.parse
 import websocket  # python3-websocket
 
 base, token, vm = sys.argv[1:4]
+hold = sys.argv[4:5] == ["hold"]
 host = urllib.parse.urlsplit(base).netloc
 origin = base
 fails = 0
@@ -98,6 +101,28 @@ def read_until(w, needle, timeout=20):
                 return True, seen
     return False, seen
 
+
+def hold_until_closed():
+    """A serial viewer open while vmmod stops: it gets close 1001."""
+    w = connect(tk=ticket()["ticket"])
+    print("holding", flush=True)
+    w.settimeout(60)
+    code = None
+    try:
+        while True:
+            op, data = w.recv_data(control_frame=True)
+            if op == websocket.ABNF.OPCODE_CLOSE:
+                code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 0
+                break
+    except Exception as e:  # noqa: BLE001 - report what happened
+        bad("held viewer: %s" % e)
+    check("vmmod stopping -> the open viewer gets close 1001", code == 1001,
+          str(code))
+    sys.exit(1 if fails else 0)
+
+
+if hold:
+    hold_until_closed()
 
 # ---- tickets and the page
 t = ticket()

@@ -121,4 +121,31 @@ else
 	bad "no 'serial stream closed' in vmmod's log"
 fi
 if kill -0 "$vmmod_pid" 2>/dev/null; then ok "vmmod still running"; else bad "vmmod died"; fi
+
+# vmmod stopped (SIGTERM) while a viewer has the VM's console open: the
+# viewer gets a close frame, vmmod closes the stream, frees everything and
+# exits 0 (under make check-asan: LeakSanitizer finds nothing left)
+virsh -q start $vm >/dev/null || bad "restart $vm"
+for _ in $(seq 300); do
+	curl -s -H "Authorization: Bearer $token" \
+		"http://127.0.0.1:$port/api/vms/$vm" | grep -q '"running"' && break
+	sleep 0.1
+done
+$py "$top/tests/e2e/50-console.py" "http://127.0.0.1:$port" "$token" $vm hold \
+	>"$d/hold.out" 2>&1 &
+hold_pid=$!
+for _ in $(seq 100); do grep -q '^holding' "$d/hold.out" && break; sleep 0.1; done
+grep -q '^holding' "$d/hold.out" && ok "a serial viewer is open" || bad "no serial viewer open"
+closed_before=$(grep -c 'serial stream closed' "$d/vmmod.log")
+kill -TERM "$vmmod_pid"
+for _ in $(seq 600); do kill -0 "$vmmod_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$vmmod_pid" 2>/dev/null && { bad "vmmod still running 60 s after SIGTERM"; kill -KILL "$vmmod_pid"; }
+rc=0
+wait "$vmmod_pid" || rc=$?
+vmmod_pid=""
+if [ "$rc" = 0 ]; then ok "vmmod stopped with a console open, exit 0"; else bad "vmmod exit $rc on SIGTERM"; fi
+[ "$(grep -c 'serial stream closed' "$d/vmmod.log")" -gt "$closed_before" ] &&
+	ok "vmmod closed the open stream as it stopped" || bad "stream not closed at stop"
+if wait "$hold_pid"; then :; else fails=$((fails + 1)); fi
+sed 's/^/  /' "$d/hold.out"
 [ "$fails" = 0 ]

@@ -115,13 +115,17 @@ for _ in $(seq 50); do tcp vm 192.168.4.1 8080 && dns vm && break; sleep 0.1; do
 iptables-legacy -t filter -S >/dev/null # loads the table: the "empty" state
 check "filter table starts empty" same_as "$data/ipt/empty.save"
 check "before apply: VM reaches 8080" tcp vm 192.168.4.1 8080
+# base_ms: the quicker of two steps without any lock wait (the unit
+# runner's own start-up, slower under sanitizers and load), the yardstick
+# for the lock bound below
+t0=$(date +%s%N)
 check "ipt_apply" step ipt_apply
+base_ms=$((($(date +%s%N) - t0) / 1000000))
 check "after apply: golden applied.save" same_as "$data/ipt/applied.save"
-# base_ms: one step without any lock wait (the unit runner's own start-up,
-# slower under sanitizers), the yardstick for the lock bound below
 t0=$(date +%s%N)
 check "ipt_apply again" step ipt_apply
-base_ms=$((($(date +%s%N) - t0) / 1000000))
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -lt "$base_ms" ] && base_ms=$ms
 check "second apply: still applied.save" same_as "$data/ipt/applied.save"
 check "VM cannot connect to 8080" not tcp vm 192.168.4.1 8080
 check "VM gets DNS answers from br0:53" dns vm
@@ -147,8 +151,10 @@ check "apply gives up on a lock held longer than its bound" refused
 t1=$(date +%s%N)
 ms=$(((t1 - t0) / 1000000))
 waited=$((ms - base_ms))
+# at least the 5.1 s of sleeps, and clearly more than a step without wait;
+# at most that bound plus generous slack for a loaded machine
 check "... after about 5 s ($ms ms, $waited ms more than a step without wait)" \
-	[ "$waited" -ge 3500 -a "$waited" -le 9000 ]
+	[ "$ms" -ge 5000 -a "$waited" -ge 2500 -a "$waited" -le 12000 ]
 kill $lockpid 2>/dev/null
 wait $lockpid 2>/dev/null
 check "... leaving the chain as it was" same_as "$data/ipt/applied.save"
