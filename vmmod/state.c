@@ -99,7 +99,10 @@ facts_equal(const struct vm_facts *a, const struct vm_facts *b)
 	    a->web_port == b->web_port && a->state == b->state &&
 	    a->vcpus == b->vcpus && a->memory_mb == b->memory_mb &&
 	    a->autostart == b->autostart && a->persistent == b->persistent &&
-	    a->has_vnc == b->has_vnc && a->has_serial == b->has_serial;
+	    a->has_vnc == b->has_vnc && a->has_serial == b->has_serial &&
+	    strcmp(a->classification, b->classification) == 0 &&
+	    a->tpm == b->tpm && a->secure_boot == b->secure_boot &&
+	    a->disk_encrypted == b->disk_encrypted;
 }
 
 void
@@ -232,7 +235,7 @@ entry_web(const struct vm_entry *e, char rip[16], const char **schemep,
 static json_object *
 entry_json(const struct vm_entry *e)
 {
-	json_object *o = json_object_new_object(), *st, *cons;
+	json_object *o = json_object_new_object(), *st, *cons, *sec;
 	const char *ip, *scheme;
 	char *url = NULL, pct[32], rip[16];
 	unsigned port;
@@ -265,6 +268,16 @@ entry_json(const struct vm_entry *e)
 	if (e->f.has_vnc)
 		json_object_array_add(cons, json_object_new_string("vnc"));
 	json_object_object_add(o, "consoles", cons);
+	/* its security profile (profile.c), as the definition has it */
+	sec = json_object_new_object();
+	json_add_str(sec, "classification",
+	    e->f.classification[0] != '\0' ? e->f.classification : NULL);
+	json_object_object_add(sec, "tpm", json_object_new_boolean(e->f.tpm));
+	json_object_object_add(
+	    sec, "secure_boot", json_object_new_boolean(e->f.secure_boot));
+	json_object_object_add(sec, "disk_encrypted",
+	    json_object_new_boolean(e->f.disk_encrypted));
+	json_object_object_add(o, "security", sec);
 	if (e->f.state == VS_RUNNING && e->started != 0)
 		json_object_object_add(o, "uptime_s",
 		    json_object_new_int64(time(NULL) - e->started));

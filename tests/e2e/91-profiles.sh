@@ -231,6 +231,9 @@ qemu-img info -U --output=json "$(vol_path ts1)" >"$d/ts1.info" 2>&1
 check "ts1: qemu-img info: encrypted, LUKS, a full copy (no backing file)" \
 	jqe '.encrypted == true and ."format-specific".data.encrypt.format == "luks" and (has("backing-filename") | not)' "$d/ts1.info"
 check "ts1: domain running (swtpm, secure-boot OVMF)" bash -c "virsh domstate ts1 | grep -q running"
+api GET /api/vms/ts1 >/dev/null
+check "ts1: GET /api/vms/ts1 shows its profile (TOP SECRET, TPM, Secure Boot, encrypted disk)" \
+	jqe '.security == {"classification":"TOP SECRET","tpm":true,"secure_boot":true,"disk_encrypted":true}' "$d/out"
 # The appliance's GRUB is not signed: Secure Boot must refuse to run it.
 if wait_serial ts1 'Access Denied|^GUEST-READY' 120; then
 	if tr -d '\r' <"$d/ts1.serial" | grep -q '^GUEST-READY'; then
