@@ -85,6 +85,31 @@ await step('detach with one click', async () => {
 	ok('detached: the stick is offered again');
 });
 
+await step('the Home Assistant deploy dialog offers the Zigbee sticks', async () => {
+	const form = page.locator('form[data-template=homeassistant]');
+	if (!(await form.count())) { bad('no homeassistant template card'); return; }
+	const pick = form.locator('[data-gvm=deploy-devices]');
+	const box = pick.locator('label', { hasText: 'Zigbee' }).first().locator('input[type=checkbox]');
+	await box.waitFor({ timeout: 10000 });
+	const n = await pick.locator('label').count();
+	check(`the deploy dialog lists ${n} Zigbee/Z-Wave sticks, nothing else`,
+		n >= 2 && (await pick.locator('label', { hasText: /SanDisk|USB Serial/ }).count()) === 0);
+	await box.check();
+	// the request is caught here: no image is downloaded by this test
+	let sent = null;
+	await page.route('**/api/vms/create', (route) => {
+		sent = route.request().postDataJSON();
+		route.fulfill({ status: 409, contentType: 'application/json', body: '{"error":"caught by the test","code":"test"}' });
+	});
+	await form.locator('input[name=name]').fill('ha-usb');
+	await form.locator('button[type=submit]').click();
+	await page.waitForSelector('[data-gvm=deploy-msg].gvm-msg-error');
+	const u = sent && sent.devices && sent.devices.usb;
+	check(`POST /api/vms/create carries the picked stick (${JSON.stringify(u)})`,
+		Array.isArray(u) && u.length === 1 && /^[0-9a-f]{4}$/.test(u[0].vendor) && /^[0-9a-f]{4}$/.test(u[0].product));
+	await page.unroute('**/api/vms/create');
+});
+
 check('no CSP violation, page error or dialog', page.problems.length === 0 && page.dialogs.length === 0);
 for (const p of page.problems) console.log('  ' + p);
 await ctx.close();

@@ -3,6 +3,7 @@
 // template catalog with RAM-fit hints and a live progress bar per job.
 // mountVms(root, live).  Every name and guest string goes in as text.
 import { api, el, fmtBytes, fmtMB, openConsole, vmPath } from './api.js';
+import { deviceChoices } from './deploydev.js';
 
 // Which buttons a state offers.
 const ACTIONS = {
@@ -251,11 +252,14 @@ export function mountVms(root, live) {
 		mem.addEventListener('input', updateFit);
 		updateFit();
 		const btn = el('button', { class: 'gvm-btn gvm-btn-primary', type: 'submit', disabled: t.available === false }, 'Deploy');
+		// Zigbee/Z-Wave sticks the template asks for (Home Assistant)
+		const devs = t.available === false ? null : deviceChoices(t);
 		const form = el('form', { class: 'gvm-form', 'data-template': t.id },
 			el('label', {}, 'Name', name),
 			el('label', {}, 'RAM (MB)', mem),
 			el('label', { class: 'gvm-check' }, start, ' Start when ready'),
 			t.pinned === false ? el('label', { class: 'gvm-check' }, trust, ' No checksum is published: trust the download on first use') : null,
+			devs ? devs.node : null,
 			btn);
 		form.addEventListener('submit', async (ev) => {
 			ev.preventDefault();
@@ -263,6 +267,8 @@ export function mountVms(root, live) {
 			const body = { template: t.id, name: name.value, start: start.checked };
 			if (Number(mem.value)) body.memory_mb = Number(mem.value);
 			if (t.pinned === false) body.trust_unpinned = trust.checked;
+			const usb = devs ? devs.selected() : [];
+			if (usb.length) body.devices = { usb };
 			try {
 				const job = await api('POST', '/api/vms/create', body);
 				show(deployMsg, `Deploying ${body.name}…`, 'ok');
