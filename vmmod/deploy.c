@@ -1022,6 +1022,8 @@ spec_security(struct vm_spec *spec, const struct deploy_req *r,
 	return 0;
 }
 
+static void mkdir_p(const char *path, mode_t mode);
+
 /* Returns 0, or -1 with *errp (a message for the API caller). */
 static int
 job_pipeline(struct job *j, char **errp)
@@ -1053,6 +1055,17 @@ job_pipeline(struct job *j, char **errp)
 	if (space_check(im, j->req.disk_gb, &aerr) < 0) {
 		*errp = xstrdup(aerr.msg);
 		return -1;
+	}
+	/*
+	 * The pool's directory removed underneath: made again as at start
+	 * (libvirt's active pool follows at the next refresh), so that deploys
+	 * do not fail until someone restarts the pool by hand.
+	 */
+	if (access(pool_dir, F_OK) < 0 && errno == ENOENT) {
+		log_warnx("job %s: the pool directory %s is gone: making it "
+			  "again",
+		    j->info.id, pool_dir);
+		mkdir_p(pool_dir, 0711);
 	}
 	if (virt_pool_ensure(pool_dir, errp) < 0)
 		return -1;
