@@ -38,7 +38,8 @@ if [ $san = 1 ]; then
 	san_skip="05-units"
 	san_dir=$PWD/$build/san
 	rm -rf "$san_dir" && mkdir -p "$san_dir" && chmod 1777 "$san_dir"
-	# verify_asan_link_order=0: 80-usb preloads umockdev ahead of the runtime
+	# verify_asan_link_order=0: 80-usb and 81-usb-browser preload umockdev
+	# ahead of the runtime (and drop log_path there: tests/san/umockdev.sh)
 	export ASAN_OPTIONS="detect_leaks=1:exitcode=86:log_path=$san_dir/asan:strict_string_checks=1:verify_asan_link_order=0"
 	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$san_dir/ubsan"
 	export LSAN_OPTIONS="suppressions=$PWD/tests/san/lsan.supp:print_suppressions=0"
