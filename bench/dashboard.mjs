@@ -4,7 +4,10 @@
 //   nav=<ms,...> start=<ms,...> stop=<ms,...>
 //   nav:   navigation start -> the first animation frame with all NVMS rows
 //          of the VM list in the DOM and laid out (performance.now() in an
-//          init script's requestAnimationFrame loop)
+//          init script's requestAnimationFrame loop, reported by console.log:
+//          nothing of playwright's runs in the page until the figure is in —
+//          a waitForFunction would inject playwright's helper script, ~10 ms
+//          of the page's main thread, often before the rows)
 //   start: POST /api/vms/VM/start sent -> the tile's running count changed
 //   stop:  POST force-stop sent -> the count changed back
 import { launch } from '../tests/browser/lib.mjs';
@@ -31,21 +34,36 @@ try {
 			const rows = document.querySelectorAll('[data-gvm=vm-rows] tr[data-vm]');
 			if (rows.length >= want && rows[rows.length - 1].getBoundingClientRect().height > 0) {
 				window.gvmRowsAt = performance.now();
+				console.log(`gvm-rows-at ${window.gvmRowsAt}`);
 				return;
 			}
 			requestAnimationFrame(tick);
 		};
 		requestAnimationFrame(tick);
 	}, NVMS);
-	const rowsOnScreen = async () => (await page.waitForFunction(() => window.gvmRowsAt || false,
-		null, { timeout: 10000 })).jsonValue();
-	const nav = [];
-	await page.goto(V + '/'); // warm the cache
-	await rowsOnScreen();
-	for (let i = 0; i < ROUNDS; i++) {
+	// the figure of the next page, set up before its navigation starts
+	const rowsOnScreen = () => new Promise((resolve, reject) => {
+		const on = (m) => {
+			const x = /^gvm-rows-at ([0-9.]+)$/.exec(m.text());
+			if (!x) return;
+			clearTimeout(t);
+			page.off('console', on);
+			resolve(Number(x[1]));
+		};
+		const t = setTimeout(() => {
+			page.off('console', on);
+			reject(new Error(`not all ${NVMS} rows on screen within 10 s`));
+		}, 10000);
+		page.on('console', on);
+	});
+	const load = async () => {
+		const rows = rowsOnScreen();
 		await page.goto(V + '/');
-		nav.push(await rowsOnScreen());
-	}
+		return rows;
+	};
+	const nav = [];
+	await load(); // warm the cache
+	for (let i = 0; i < ROUNDS; i++) nav.push(await load());
 
 	// the tile: a MutationObserver timestamps each change of the running count
 	const watchCount = () => page.evaluate(() => {

@@ -1026,6 +1026,7 @@ static_serve(struct listener *l, struct MHD_Connection *c, struct req *r,
 	char etag[64], date[64];
 	const char *inm;
 	struct tm tm;
+	bool page;
 	int fd;
 
 	if (kind == SK_INDEX && l->tcp && !authorized(c, r)) {
@@ -1066,9 +1067,11 @@ static_serve(struct listener *l, struct MHD_Connection *c, struct req *r,
 	MHD_add_response_header(resp, "Content-Type", static_ctype(rel));
 	MHD_add_response_header(resp, "ETag", etag);
 	MHD_add_response_header(resp, "Last-Modified", date);
-	/* pages carry no data; revalidate cheaply with the ETag */
-	MHD_add_response_header(resp, "Cache-Control", "no-cache");
-	static_headers(resp, kind != SK_ASSET || strstr(rel, ".html") != NULL);
+	/* no data here: pages revalidate (ETag), assets are reused for 5 min */
+	page = kind != SK_ASSET || strstr(rel, ".html") != NULL;
+	MHD_add_response_header(
+	    resp, "Cache-Control", page ? "no-cache" : "max-age=300");
+	static_headers(resp, page);
 	return static_queue(
 	    c, r, inm != NULL && strcmp(inm, etag) == 0 ? 304 : 200, resp);
 }
