@@ -1,13 +1,14 @@
 // bench/dashboard.mjs — run by bench/dashboard.sh (env: VMMOD_URL,
 // VMMOD_TOKEN, NVMS, ROUNDS, VM).  Debian's Chromium through playwright-core
 // (tests/browser/lib.mjs).  Prints one line:
-//   nav=<ms,...> start=<ms,...> stop=<ms,...>
+//   nav=<ms,...> cold=<ms,...> start=<ms,...> stop=<ms,...>
 //   nav:   navigation start -> the first animation frame with all NVMS rows
 //          of the VM list in the DOM and laid out (performance.now() in an
 //          init script's requestAnimationFrame loop, reported by console.log:
 //          nothing of playwright's runs in the page until the figure is in —
 //          a waitForFunction would inject playwright's helper script, ~10 ms
 //          of the page's main thread, often before the rows)
+//   cold:  the same with the browser's cache disabled (a first visit)
 //   start: POST /api/vms/VM/start sent -> the tile's running count changed
 //   stop:  POST force-stop sent -> the count changed back
 import { launch } from '../tests/browser/lib.mjs';
@@ -64,6 +65,14 @@ try {
 	const nav = [];
 	await load(); // warm the cache
 	for (let i = 0; i < ROUNDS; i++) nav.push(await load());
+	// a first visit: the browser's cache off (every file and answer fetched)
+	const cdp = await ctx.newCDPSession(page);
+	await cdp.send('Network.enable');
+	await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+	const cold = [];
+	for (let i = 0; i < Math.min(ROUNDS, 5); i++) cold.push(await load());
+	await cdp.send('Network.setCacheDisabled', { cacheDisabled: false });
+	await cdp.detach();
 
 	// the tile: a MutationObserver timestamps each change of the running count
 	const watchCount = () => page.evaluate(() => {
@@ -93,7 +102,7 @@ try {
 		stop.push(await changed(t0));
 	}
 	const f = (a) => a.map((x) => x.toFixed(1)).join(',');
-	console.log(`nav=${f(nav)} start=${f(start)} stop=${f(stop)}`);
+	console.log(`nav=${f(nav)} cold=${f(cold)} start=${f(start)} stop=${f(stop)}`);
 } finally {
 	await ctx.close();
 }

@@ -90,6 +90,7 @@ stat() { # p50 max n of the values on stdin
 	awk '{ v[NR] = $1 } END { if (NR) printf "%.1f %.1f %d", v[int((NR + 1) / 2)], v[NR], NR; else print "- - 0" }'
 }
 read -r nav50 navmax navn <<<"$(field nav | stat)"
+read -r co50 comax con <<<"$(field cold | stat)"
 read -r st50 stmax stn <<<"$(field start | stat)"
 read -r sp50 spmax spn <<<"$(field stop | stat)"
 mark() { awk "BEGIN { exit !($1) }" && echo met || echo MISSED; }
@@ -102,6 +103,7 @@ echo "Dashboard in Chromium (headless, vmmod standalone on loopback, $nvms VMs; 
 row "what" "vmmod (this run)" "baseline" ""
 row "navigation → all $nvms rows on screen (≤ 300)" "p50 $nav50  max $navmax" "cockpit-machines ~4400 ¹" \
 	"$(mark "$navmax <= 300") ($navn loads; the max decides)"
+row "the same, browser cache off (a first visit)" "p50 $co50  max $comax" "–" "informational ($con loads)"
 row "VM start → tile count updated (SSE)" "p50 $st50  max $stmax" "–" "informational ($stn rounds)"
 row "VM force-stop → tile count updated (SSE)" "p50 $sp50  max $spmax" "–" "informational ($spn rounds)"
 echo "  ¹ the figure in issue 5 for this machine; cockpit is not installed here, so it is not re-measured"
