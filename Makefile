@@ -130,7 +130,11 @@ check-arm64:
 			debug info of $$v: cannot tell what was linked" >&2; exit 1; }; done; \
 	for f in vmmod/pci.c vmmod/xen.c; do \
 		if echo "$$cus" | grep -qx "$$f"; then \
-			echo "check-arm64: $$f (x86 only) is in $$v" >&2; exit 1; fi; done
+			echo "check-arm64: $$f (x86 only) is in $$v" >&2; exit 1; fi; done; \
+	echo "$$cus" | grep -qx vmmod/usb.c && $(CROSS_READELF) -d $$v | \
+		grep -q 'NEEDED.*libusb-1.0' || { echo "check-arm64: USB \
+		passthrough (vmmod/usb.c, libusb) is not in $$v" >&2; exit 1; }; \
+	echo "check-arm64: $$v has USB passthrough, no PCI passthrough, no Xen"
 	@tests/run.sh --build build/arm64 --unit --emu qemu-aarch64-static
 
 appliances:
@@ -278,3 +282,21 @@ fuzz-regress: fuzz-build
 # make check replays the fuzz corpora as a unit-level step.
 check check-unit: fuzz-build
 -include $(shell find $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- docs/RELIABILITY.md (issue 9.5) --------------------------------------
+# `sudo make reliability`: replays the fuzz corpora and runs 25-valgrind-api,
+# 95-load and 96-98-faults-* with REPORT_DIR set (each writes its rows and
+# figures there), then tools/reliability.sh writes docs/RELIABILITY.md from
+# them.  Commit the result of a green run (a failed test or row still
+# writes the file, then fails the target).
+REL_DIR := $(BUILD)/reliability
+.PHONY: reliability
+reliability: all fuzz-build
+	rm -rf $(REL_DIR) && mkdir -p $(REL_DIR)
+	-REPORT_DIR=$(REL_DIR) tests/run.sh --fuzz-regress
+	-REPORT_DIR=$(REL_DIR) tests/run.sh --sandbox --only '25-valgrind-api'
+	-REPORT_DIR=$(REL_DIR) tests/run.sh --sandbox --only '9[5-8]-*'
+	tools/reliability.sh $(REL_DIR) $(FUZZ_BUILD) >docs/RELIABILITY.md.tmp
+	mv docs/RELIABILITY.md.tmp docs/RELIABILITY.md
+	@echo "reliability: docs/RELIABILITY.md written from $(REL_DIR)"
+	@! grep -h '|FAIL' $(REL_DIR)/results.txt $(REL_DIR)/reliability.txt
