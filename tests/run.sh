@@ -24,6 +24,13 @@ while [ $# -gt 0 ]; do
 done
 export BUILD=$build TESTDATA=$PWD/tests/data TOP=$PWD
 passed=0 failed=0 skipped=0 failures=()
+# REPORT_DIR (env): the fault and load tests append RELIABILITY rows there,
+# this script a RESULT row per test; tools/reliability.sh turns them into
+# docs/RELIABILITY.md (make reliability).
+if [ -n "${REPORT_DIR:-}" ]; then
+	mkdir -p "$REPORT_DIR" && REPORT_DIR=$(cd "$REPORT_DIR" && pwd) && export REPORT_DIR
+fi
+report() { [ -z "${REPORT_DIR:-}" ] || echo "RESULT|$1|$2|${3:-}" >>"$REPORT_DIR/results.txt"; }
 
 # ---- sanitizers and fuzz corpora (issue 9) ------------------------------
 # --san: every instrumented process (unit runner, a daemon an e2e test runs
@@ -54,10 +61,12 @@ fuzz_regress() {
 		[ -d "tests/fuzz/corpus/$t" ] || continue
 		if out=$("$bin" -runs=0 "tests/fuzz/corpus/$t" 2>&1); then
 			echo "PASS fuzz-regress $t"; passed=$((passed + 1))
+			report "fuzz-regress $t" PASS
 		else
 			rc=$?
 			echo "$out" | tail -30
 			echo "FAIL fuzz-regress $t (exit $rc)"
+			report "fuzz-regress $t" FAIL "exit $rc"
 			failed=$((failed + 1)); failures+=("fuzz-$t")
 		fi
 	done
@@ -126,6 +135,7 @@ if [ $sandbox = 1 ]; then
 		77) echo "SKIP $name (${dur}s)"; skipped=$((skipped + 1)) ;;
 		*) echo "FAIL $name (exit $rc, ${dur}s)"; failed=$((failed + 1)); failures+=("$name") ;;
 		esac
+		case $rc in 0) report "$name" PASS "${dur}s" ;; 77) report "$name" SKIP ;; *) report "$name" FAIL "exit $rc" ;; esac
 	done
 fi
 

@@ -41,6 +41,16 @@ check() { # check MESSAGE COMMAND...
 	shift
 	if "$@"; then ok "$m"; else bad "$m"; fi
 }
+# rel KIND CASE WHAT-HAPPENED: a docs/RELIABILITY.md row (tools/reliability.sh);
+# FAIL when a check failed since the previous row
+rfails=0
+rel() {
+	local res=ok
+	[ "$fails" != "$rfails" ] && res=FAIL
+	rfails=$fails
+	[ -z "${REPORT_DIR:-}" ] ||
+		printf 'RELIABILITY|%s|%s|%s|95-load|%s\n' "$1" "$2" "$3" "$res" >>"$REPORT_DIR/reliability.txt"
+}
 d=$(mktemp -d /tmp/gvm-e2e-load.XXXXXX)
 pids=() sse_pids=()
 vmmod_pid="" lim_pid="" mix_pid=""
@@ -180,6 +190,8 @@ nbad=$(awk '$3 != 200' "$d/mixed.txt" | wc -l)
 check "mixed start/list/force-stop during the load: $nmix calls, $nbad not 200" \
 	test "$nmix" -ge 9 -a "$nbad" = 0
 awk '$3 != 200' "$d/mixed.txt" | head -5 | sed 's/^/     /'
+rel load "wrk ${load_s} s x 200 connections on GET /api/vms (TCP, token) + a start/list/force-stop loop on the socket" \
+	"${reqs:-?} requests (${rps:-?}/s, p99 ${p99:-?}), no socket error, no non-2xx; the loop's $nmix calls all 200"
 for i in 1 2 3; do virsh -q destroy "gvm-load-0$i" >/dev/null 2>&1; done
 
 # ------------------------------------------------------------ 2. after
@@ -199,6 +211,8 @@ else
 	check "RSS growth $((rss1 - rss0)) kB < 1024 kB" [ $((rss1 - rss0)) -lt 1024 ]
 fi
 check "vmmod still answers" curl -sS --max-time 10 "${S[@]}" -o /dev/null -f http://vmmod/api/vms
+rel load "memory and fds after that load" \
+	"RSS $((rss1 - rss0)) kB over the warmed-up baseline ($([ $san = 1 ] && echo 'not bounded: sanitizer build' || echo 'bound 1024 kB')), fds $fd1 (before any load: $fd0)"
 
 # ------------------------------------------------------------ 3. per-IP limit
 lport=18096
@@ -244,6 +258,8 @@ PY
 		grep -qx 'from-127.0.0.2 HTTP/1.1 200 OK' "$d/limit.txt"
 	check "per-IP limit: freed slots are usable again" \
 		grep -qx 'after-release HTTP/1.1 200 OK' "$d/limit.txt"
+	rel load "per-IP connection limit (max_conns_per_ip 8): 8 idle connections from 127.0.0.1" \
+		"the 9th from 127.0.0.1: $(sed -n 's/^ninth-from-127.0.0.1 //p' "$d/limit.txt"); 127.0.0.2 meanwhile: $(sed -n 's/^from-127.0.0.2 //p' "$d/limit.txt"); after release: $(sed -n 's/^after-release //p' "$d/limit.txt")"
 	stop_pid "$lim_pid"
 	lim_pid=""
 else
@@ -298,6 +314,7 @@ done
 check "all $nsse SSE subscribers got every event of $cycles start/stop cycles ($got_all/$nsse)" \
 	[ $got_all = $nsse ]
 [ $got_all = $nsse ] || echo "     subscriber 1 saw: $(states "$d/sse.1")"
+rel load "$nsse SSE subscribers during $cycles start/stop cycles" "$got_all of $nsse received every running/shutoff event in order"
 for p in "${sse_pids[@]}"; do kill "$p" 2>/dev/null; done
 for p in "${sse_pids[@]}"; do wait "$p" 2>/dev/null; done
 sse_pids=()

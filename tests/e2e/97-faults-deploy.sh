@@ -210,7 +210,7 @@ rel fault "dnsmasq absent (not running, no lease file)" \
 
 mv "$d/resv" "$d/resv.away"
 deploy '{"template":"demo","name":"nores1"}'
-err=$(field .error)
+err=$(field ".error // empty")
 check "b: reservations directory missing: the job fails ($err)" \
 	jqe '.state == "failed"' "$d/out"
 check "b: …with an error that says reservation/address" \
@@ -245,7 +245,7 @@ check "c: deploy of big downloading" jqe '.phase == "downloading"' "$d/out"
 # the filesystem fills: no more room than what is in use now (+256 kB)
 check "c: pool filesystem shrunk to what is used ($(used_kb) kB)" remount_pool "$(($(used_kb) + 256))k"
 wait_job "$fjob" failed succeeded cancelled
-err=$(field .error)
+err=$(field ".error // empty")
 check "c: disk full: the job failed ($err)" jqe '.state == "failed"' "$d/out"
 check "c: …and its error names ENOSPC (disk full / No space left on device)" \
 	eval "grep -qiE 'disk full|No space left on device' <<<'$err'"
@@ -311,7 +311,7 @@ for _ in $(seq 200); do
 	sleep 0.1
 done
 api GET "/api/jobs/$kjob" >/dev/null
-err=$(field .error)
+err=$(field ".error // empty")
 check "e: after the restart the job is failed with a reason ($err)" \
 	jqe '.state == "failed" and (.error | length > 0)' "$d/out"
 check "e: the half-made VM is gone (running domain, disk, reservation)" nothing_left half1
@@ -333,7 +333,7 @@ check "d: GET /api/vms still 200, keep1 still running" \
 	eval "alive && virsh domstate keep1 | grep -qx running"
 if deploy '{"template":"demo","name":"pd3"}'; then ok "d: next deploy succeeds"; else
 	bad "d: deploy after the pool directory was removed: $(field .error)"; fi
-err=$(field .error)
+err=$(field ".error // empty")
 check "d: the directory is back with pd3's disk in it" test -f "$pool/pd3.qcow2"
 check "d: pd3's disk is a pool volume" eval "virsh -q vol-list guardian-vms | grep -q '^ *pd3.qcow2'"
 if deploy '{"template":"demo","name":"pd4"}'; then ok "d: and the one after it too"; else

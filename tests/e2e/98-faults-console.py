@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""Client side of tests/e2e/98-faults-console.sh: a guest flooding its serial
+console while viewers are connected through vmmod's websockets.
+
+usage: 98-faults-console.py BASE TOKEN VM SECONDS OUT-JSON
+
+Viewer A (fast) starts `yes` in the guest's shell and reads everything for
+SECONDS; viewer B (slow) connects with a tiny receive buffer and never reads.
+Then A stops the flood (Ctrl-C) and checks that its input still reaches the
+guest.  Prints "ok ..."/"FAIL ..." lines; writes the figures to OUT-JSON;
+exits 1 when something failed."""
+import http.client
+import json
+import secrets
+import socket
+import sys
+import time
+import urllib.parse
+
+import websocket  # python3-websocket
+
+base, token, vm, seconds, out = sys.argv[1:6]
+seconds = float(seconds)
+host = urllib.parse.urlsplit(base).netloc
+fails = 0
+
+
+def ok(msg):
+    print("ok   " + msg, flush=True)
+
+
+def bad(msg):
+    global fails
+    fails += 1
+    print("FAIL " + msg, flush=True)
+
+
+def check(what, cond, detail=""):
+    (ok if cond else bad)(what + ("" if cond or not detail else ": " + detail))
+
+
+def ticket():
+    c = http.client.HTTPConnection(host, timeout=20)
+    c.request("POST", "/api/vms/%s/console" % urllib.parse.quote(vm),
+              body=json.dumps({"type": "serial"}),
+              headers={"Authorization": "Bearer " + token,
+                       "Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    if r.status != 200:
+        raise RuntimeError("ticket: %d %s" % (r.status, data[:200]))
+    return json.loads(data)["ticket"]
+
+
+def connect(rcvbuf=None):
+    url = "ws://%s/api/vms/%s/console/serial?ticket=%s" % (
+        host, urllib.parse.quote(vm), ticket())
+    opts = ((socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf),) if rcvbuf else ()
+    return websocket.create_connection(url, timeout=10, origin=base,
+                                       sockopt=opts)
+
+
+def send_input(w, text):
+    w.send_binary(b"0" + text.encode())
+
+
+def read_until(w, needle, timeout=20):
+    seen = b""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        w.settimeout(max(0.1, end - time.monotonic()))
+        try:
+            op, data = w.recv_data()
+        except websocket.WebSocketTimeoutException:
+            break
+        if op == websocket.ABNF.OPCODE_BINARY and data[:1] == b"1":
+            # only the new bytes and what may hold a split needle
+            tail = seen[-len(needle):] + data[1:]
+            seen = (seen + data[1:])[-65536:]
+            if needle.encode() in tail:
+                return True, seen
+    return False, seen
+
+
+def shell_ready(w, total=120):
+    end = time.monotonic() + total
+    answered = 0
+    while answered < 2 and time.monotonic() < end:
+        send_input(w, "\n")
+        found, _ = read_until(w, "# ", 5)
+        answered = answered + 1 if found else 0
+    return answered == 2
+
+
+a = connect()
+check("viewer A connected; the guest's shell answers", shell_ready(a))
+b = connect(rcvbuf=4096)
+ok("viewer B connected (4 kB receive buffer, never reads)")
+line = "FLOOD-" + secrets.token_hex(24)
+send_input(a, "yes %s\n" % line)
+t0 = time.monotonic()
+total = 0
+windows = {}  # second -> bytes
+gaps = 0.0
+last = t0
+closed_a = None
+while time.monotonic() - t0 < seconds:
+    a.settimeout(5)
+    try:
+        op, data = a.recv_data(control_frame=True)
+    except websocket.WebSocketTimeoutException:
+        continue
+    now = time.monotonic()
+    if op == websocket.ABNF.OPCODE_CLOSE:
+        closed_a = int.from_bytes(data[:2], "big") if len(data) >= 2 else 0
+        break
+    if op == websocket.ABNF.OPCODE_BINARY and data[:1] == b"1":
+        total += len(data) - 1
+        gaps = max(gaps, now - last)
+        last = now
+        k = int(now - t0)
+        windows[k] = windows.get(k, 0) + len(data) - 1
+dur = time.monotonic() - t0
+rate = total / dur
+print("     viewer A: %d bytes in %.1f s (%.0f kB/s), longest gap %.2f s"
+      % (total, dur, rate / 1024, gaps), flush=True)
+check("viewer A was never closed during the flood", closed_a is None,
+      "close %s" % closed_a)
+check("viewer A got the flood (%d kB)" % (total // 1024), total > 256 * 1024)
+check("viewer A never waited more than 3 s for output (longest %.2f s)" % gaps,
+      gaps < 3)
+empty = [s for s in range(int(dur)) if windows.get(s, 0) == 0]
+check("viewer A received data in every second of the flood", not empty,
+      "empty seconds %s" % empty[:10])
+
+# viewer B: still stuck or closed by vmmod (1008 "reads too slowly")
+b.settimeout(5)
+b_state = "open"
+try:
+    # drain what B's socket holds; vmmod's close frame may be among it
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        op, data = b.recv_data(control_frame=True)
+        if op == websocket.ABNF.OPCODE_CLOSE:
+            code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 0
+            b_state = "closed %d" % code
+            break
+except websocket.WebSocketTimeoutException:
+    b_state = "open (drained)"
+except Exception as e:  # noqa: BLE001 - report what happened
+    b_state = "gone (%s)" % type(e).__name__
+print("     viewer B after the flood: %s" % b_state, flush=True)
+
+# stop the flood: Ctrl-C, then the shell must answer
+word = "done-" + secrets.token_hex(4)
+answered = False
+for _ in range(10):
+    send_input(a, "\x03")
+    time.sleep(0.5)
+    send_input(a, "echo %s | tr a-z A-Z\n" % word)
+    found, _ = read_until(a, word.upper(), 10)
+    if found:
+        answered = True
+        break
+check("Ctrl-C stops the flood; viewer A's input still reaches the guest",
+      answered)
+a.close()
+try:
+    b.close()
+except Exception:  # noqa: BLE001
+    pass
+json.dump({"bytes": total, "seconds": round(dur, 1), "rate_kbs": round(rate / 1024),
+           "gap_s": round(gaps, 2), "b_state": b_state}, open(out, "w"))
+sys.exit(1 if fails else 0)
