@@ -41,6 +41,7 @@ struct usb_known {
 struct vmref {
 	char uuid[37];
 	char *name;
+	bool off; /* shut off or crashed in the state table: no live XML */
 };
 
 static void devices_reconcile_dev(const struct usb_dev *);
@@ -478,7 +479,7 @@ vm_list(struct vmref **vp)
 {
 	json_object *all = state_vms_json(), *arr, *e;
 	struct vmref *v;
-	const char *uuid, *name;
+	const char *uuid, *name, *st;
 	size_t i, n, k = 0;
 
 	arr = json_object_object_get(all, "vms");
@@ -492,6 +493,9 @@ vm_list(struct vmref **vp)
 			continue;
 		memcpy(v[k].uuid, uuid, 37);
 		v[k].name = xstrdup(name != NULL ? name : uuid);
+		st = obj_str(e, "state");
+		v[k].off = st != NULL &&
+		    (strcmp(st, "shutoff") == 0 || strcmp(st, "crashed") == 0);
 		k++;
 	}
 	json_object_put(all);
@@ -670,7 +674,9 @@ devices_host_json(void)
 		}
 		free(cfg);
 		xml = NULL;
-		if (virt_dom_xml(vms[i].uuid, false, &xml, &running, NULL,
+		/* live hostdevs: one libvirt call per running VM, not per VM */
+		if (!vms[i].off &&
+		    virt_dom_xml(vms[i].uuid, false, &xml, &running, NULL,
 			&(struct api_error){0}) == 0 &&
 		    running) {
 			nhd = devices_hostdevs_parse(xml, &hd);
