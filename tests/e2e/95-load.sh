@@ -293,27 +293,31 @@ for c in $(seq $cycles); do
 		done
 	done
 done
-# the states of $vm each subscriber saw, in order
+# the running/shutoff states of $vm a subscriber saw, in order (other
+# transitions would be events too; only these are asked for)
 states() { grep -A1 '^event: vm$' "$1" | sed -n 's/^data: //p' |
-	jq -r --arg vm "$vm" 'select(.name == $vm) | .state' 2>/dev/null | tr '\n' ' '; }
+	jq -r --arg vm "$vm" 'select(.name == $vm and (.state == "running" or .state == "shutoff")) | .state' \
+		2>/dev/null | tr '\n' ' '; }
 want=""
 for c in $(seq $cycles); do want+="running shutoff "; done
-got_all=0
-for _ in $(seq 100); do
-	got_all=0
+declare -A sse_ok=()
+end=$((SECONDS + 60))
+while :; do
 	for i in $(seq $nsse); do
-		s=$(states "$d/sse.$i")
-		# other transitions (paused, crashed) would be events too; only
-		# the running/shutoff ones are asked for
-		s=$(tr ' ' '\n' <<<"$s" | grep -xE 'running|shutoff' | tr '\n' ' ')
-		[ "$s" = "$want" ] && got_all=$((got_all + 1))
+		[ -n "${sse_ok[$i]:-}" ] && continue
+		[ "$(states "$d/sse.$i")" = "$want" ] && sse_ok[$i]=1
 	done
-	[ $got_all = $nsse ] && break
-	sleep 0.2
+	got_all=${#sse_ok[@]}
+	[ "$got_all" = $nsse ] || [ $SECONDS -ge $end ] && break
+	sleep 0.5
 done
 check "all $nsse SSE subscribers got every event of $cycles start/stop cycles ($got_all/$nsse)" \
 	[ $got_all = $nsse ]
-[ $got_all = $nsse ] || echo "     subscriber 1 saw: $(states "$d/sse.1")"
+for i in $(seq $nsse); do
+	[ -n "${sse_ok[$i]:-}" ] && continue
+	echo "     subscriber $i saw: $(states "$d/sse.$i")(want: $want)"
+	break
+done
 rel load "$nsse SSE subscribers during $cycles start/stop cycles" "$got_all of $nsse received every running/shutoff event in order"
 for p in "${sse_pids[@]}"; do kill "$p" 2>/dev/null; done
 for p in "${sse_pids[@]}"; do wait "$p" 2>/dev/null; done
