@@ -56,7 +56,8 @@ section() { # section KIND TITLE
 	n=$(awk -F'|' -v k="$kind" '$1 == "RELIABILITY" && $2 == k' "$rows" | wc -l)
 	[ "$n" -gt 0 ] || [ "$kind" = input ] || return 0
 	printf '## %s\n\n| %s | What happened | Shown by | Result |\n| --- | --- | --- | --- |\n' "$2" "$3"
-	awk -F'|' -v k="$kind" '$1 == "RELIABILITY" && $2 == k' "$rows" |
+	# by test (a test re-run alone appends its rows), each test's in order
+	awk -F'|' -v k="$kind" '$1 == "RELIABILITY" && $2 == k' "$rows" | sort -s -t'|' -k5,5 |
 		while IFS='|' read -r _ _ what happened test res; do
 			printf '| %s | %s | `tests/e2e/%s.sh` | %s |\n' "$(cell "$what")" "$(cell "$happened")" "$test" "${res/#ok/PASS}"
 		done

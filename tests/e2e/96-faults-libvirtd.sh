@@ -107,10 +107,15 @@ EOF
 	--token-file "$d/token" --data-dir "$d" >"$d/vmmod.log" 2>&1 &
 vmmod_pid=$!
 S=(--unix-socket "$d/vmmod.sock")
-status() { curl -sS --max-time 5 "${S[@]}" http://vmmod/api/vms/status 2>/dev/null; }
+status() { curl -sS -f --max-time 5 "${S[@]}" http://vmmod/api/vms/status 2>/dev/null; }
+# status_is JQ-EXPR: vmmod answered GET /api/vms/status and EXPR holds for it
+status_is() {
+	local s
+	s=$(status) && [ -n "$s" ] && jq -e "$1" <<<"$s" >/dev/null 2>&1
+}
 up=0
 for _ in $(seq 200); do
-	status | jq -e ".libvirtd_running and .vm_count == $nvms" >/dev/null 2>&1 && { up=1; break; }
+	status_is ".libvirtd_running and .vm_count == $nvms" && { up=1; break; }
 	sleep 0.1
 done
 check "vmmod up with $nvms VMs" [ $up = 1 ]
@@ -162,14 +167,13 @@ for cycle in 1 2; do
 	down=$(tail -n +"$((n0 + 1))" "$d/loop.txt" | awk '$1 == 503 && $2 == "libvirtd_down"' | wc -l)
 	check "cycle $cycle: while libvirtd is dead GET /api/vms answers 503 libvirtd_down ($down times)" \
 		[ "$down" -gt 0 ]
-	st=$(status)
 	check "cycle $cycle: /api/vms/status still 200, libvirtd_running false" \
-		eval "jq -e '.libvirtd_running == false' <<<'$st' >/dev/null"
+		status_is '.libvirtd_running == false' 
 	t0=${EPOCHREALTIME/[.,]/}
 	check "cycle $cycle: libvirtd restarted (as tests/sandbox.sh starts it)" restart_libvirtd
 	up=0
 	for _ in $(seq 300); do
-		status | jq -e ".libvirtd_running and .vm_count == $nvms" >/dev/null 2>&1 && { up=1; break; }
+		status_is ".libvirtd_running and .vm_count == $nvms" && { up=1; break; }
 		sleep 0.1
 	done
 	t=$(((${EPOCHREALTIME/[.,]/} - t0) / 1000))
@@ -210,9 +214,10 @@ rel fault "libvirtd restarted after SIGKILL" \
 qpid1=$(qemu_pid gvm-flv-1)
 check "running VM still running after two libvirtd deaths" eval "virsh domstate gvm-flv-1 | grep -qx running"
 check "…with the same QEMU process (pid ${qpid0:-?} = ${qpid1:-?})" test -n "$qpid0" -a "$qpid0" = "${qpid1:-x}"
-curl -sS --max-time 5 "${S[@]}" http://vmmod/api/vms >"$d/vms.json"
+curl -sS -f --max-time 5 "${S[@]}" http://vmmod/api/vms >"$d/vms.json"
+listed() { [ -s "$d/vms.json" ] && jq -e "$1" "$d/vms.json" >/dev/null; }
 check "vmmod lists all $nvms VMs, gvm-flv-1 running" \
-	jq -e >/dev/null "(.vms | length == $nvms) and (.vms[] | select(.name == \"gvm-flv-1\") | .state == \"running\")" "$d/vms.json"
+	listed "(.vms | length == $nvms) and (.vms[] | select(.name == \"gvm-flv-1\") | .state == \"running\")"
 act() { # act VM ACTION -> HTTP status
 	curl -sS --max-time 30 "${S[@]}" -o /dev/null -w '%{http_code}' -X POST \
 		-H 'Content-Type: application/json' --data-binary '{}' "http://vmmod/api/vms/$1/$2"
@@ -221,7 +226,8 @@ check "after the reconnect: force-stop gvm-flv-1 -> 200" [ "$(act gvm-flv-1 forc
 check "after the reconnect: start gvm-flv-2 -> 200" [ "$(act gvm-flv-2 start)" = 200 ]
 ev=0
 for _ in $(seq 100); do
-	curl -sS --max-time 5 "${S[@]}" http://vmmod/api/vms/gvm-flv-2 | jq -e '.state == "running"' >/dev/null 2>&1 && { ev=1; break; }
+	st=$(curl -sS -f --max-time 5 "${S[@]}" http://vmmod/api/vms/gvm-flv-2 2>/dev/null) &&
+		jq -e '.state == "running"' <<<"$st" >/dev/null 2>&1 && { ev=1; break; }
 	sleep 0.1
 done
 check "events flow again: vmmod sees gvm-flv-2 running" [ $ev = 1 ]

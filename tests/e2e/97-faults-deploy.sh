@@ -119,7 +119,8 @@ api() { # api METHOD PATH [BODY]: prints the status; body in $d/out
 		-X "$1" "${data[@]}" "http://vmmod$2" 2>/dev/null
 }
 field() { jq -r "$1" "$d/out" 2>/dev/null; }
-jqe() { jq -e "$@" >/dev/null; }
+# jqe JQ-ARGS... FILE (jq 1.6 -e passes on an empty input: a file is required)
+jqe() { [ -s "${*: -1}" ] && jq -e "$@" >/dev/null; }
 start_vmmod() {
 	"$vmmod" -d -f "$d/vmmod.conf" --uri qemu:///system --accel tcg \
 		--socket "$d/vmmod.sock" --token-file "$d/token" \
