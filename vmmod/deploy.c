@@ -88,7 +88,25 @@ static struct job *jobs[DEPLOY_MAX_JOBS];
 static size_t njobs;
 static pthread_t workers[DEPLOY_WORKERS];
 static bool running, quitting, recovered;
+/*
+ * The catalog in use: swapped whole by a reload (SIGHUP), read with one
+ * atomic load per request or job.  vmmod.c keeps every catalog it loaded
+ * until deploy_shutdown has stopped the jobs, so a job that started with
+ * the old one may finish with it.
+ */
 static struct catalog *catalog;
+
+static struct catalog *
+cat_now(void)
+{
+	return __atomic_load_n(&catalog, __ATOMIC_ACQUIRE);
+}
+
+void
+deploy_set_catalog(struct catalog *c)
+{
+	__atomic_store_n(&catalog, c, __ATOMIC_RELEASE);
+}
 static struct reserve *reserve;
 static char *data_dir, *pool_dir, *jobs_dir, *cache_dir, *bridge;
 static struct host_facts host;
@@ -1028,6 +1046,7 @@ static void mkdir_p(const char *path, mode_t mode);
 static int
 job_pipeline(struct job *j, char **errp)
 {
+	const struct catalog *cat = cat_now(); /* one for the whole job */
 	const struct catalog_template *t;
 	const struct catalog_image *im;
 	struct catalog_create cc;
@@ -1047,8 +1066,8 @@ job_pipeline(struct job *j, char **errp)
 	int ret = -1, r;
 
 	memset(&cc, 0, sizeof(cc));
-	if ((t = catalog_find(catalog, j->req.template_id)) == NULL ||
-	    (im = catalog_image(catalog, t, &why)) == NULL) {
+	if ((t = catalog_find(cat, j->req.template_id)) == NULL ||
+	    (im = catalog_image(cat, t, &why)) == NULL) {
 		*errp = xstrdup("the template is no longer available");
 		return -1;
 	}
@@ -1221,7 +1240,7 @@ job_pipeline(struct job *j, char **errp)
 
 	/* defining */
 	job_phase(j, JOB_PHASE_DEFINING);
-	if ((spec = catalog_spec(catalog, t, &cc, errp)) == NULL)
+	if ((spec = catalog_spec(cat, t, &cc, errp)) == NULL)
 		goto done;
 	if (j->req.nusb > 0) {
 		spec->usb = j->req.usb;
@@ -1574,7 +1593,7 @@ deploy_init(const struct vmmod_conf *conf, const struct host_facts *h,
 	size_t i;
 
 	host = *h;
-	catalog = cat;
+	deploy_set_catalog(cat);
 	reserve = res;
 	data_dir = xstrdup(conf->data_dir);
 	if (conf->pool_dir != NULL)
@@ -1635,7 +1654,7 @@ deploy_shutdown(void)
 	free(cache_dir);
 	free(bridge);
 	data_dir = pool_dir = jobs_dir = cache_dir = bridge = NULL;
-	catalog = NULL;
+	deploy_set_catalog(NULL);
 	reserve = NULL;
 }
 
@@ -1704,7 +1723,7 @@ deploy_create(json_object *body, json_object **jobp, struct api_error *err)
 		    "deploys are not available (vmmod's log says why)");
 		return -1;
 	}
-	if (deploy_req_parse(body, catalog, &req, &t, &im, err) < 0 ||
+	if (deploy_req_parse(body, cat_now(), &req, &t, &im, err) < 0 ||
 	    host_check(&req, err) < 0) {
 		deploy_req_clear(&req);
 		return -1;
@@ -1854,7 +1873,7 @@ deploy_templates_json(void)
 	h.ram_committed_mb = committed_locked();
 	pthread_mutex_unlock(&deploy_mtx);
 	h.disk_free_bytes = pool_free_bytes();
-	return catalog_templates_json(catalog, &h);
+	return catalog_templates_json(cat_now(), &h);
 }
 
 void
@@ -1881,11 +1900,11 @@ deploy_vm_ip(const char *name, char ip[16])
 int
 deploy_vm_web(const char *template_id, const char **schemep, unsigned *portp)
 {
+	const struct catalog *c = cat_now();
 	const struct catalog_template *t;
 
-	if (catalog == NULL || template_id == NULL ||
-	    (t = catalog_find(catalog, template_id)) == NULL ||
-	    t->web_scheme == NULL)
+	if (c == NULL || template_id == NULL ||
+	    (t = catalog_find(c, template_id)) == NULL || t->web_scheme == NULL)
 		return -1;
 	*schemep = t->web_scheme;
 	*portp = t->web_port;

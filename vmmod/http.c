@@ -107,6 +107,8 @@ static char *allowed_origins;
 /* the console listener: URL base of console URLs and its origin */
 static char *console_base, *console_origin;
 static struct tls_pair console_tls;
+/* token_mtx: the digest is replaced whole by a reload (SIGHUP) */
+static pthread_mutex_t token_mtx = PTHREAD_MUTEX_INITIALIZER;
 static unsigned char token_digest[32];
 static bool token_loaded;
 
@@ -269,6 +271,7 @@ int
 http_token_load(const char *path)
 {
 	char fresh[2 * TOKEN_BYTES + 2], *buf;
+	unsigned char digest[32];
 	struct stat st;
 	size_t len, skip;
 
@@ -302,10 +305,32 @@ http_token_load(const char *path)
 		free(buf);
 		return -1;
 	}
-	gnutls_hash_fast(GNUTLS_DIG_SHA256, buf, len, token_digest);
+	gnutls_hash_fast(GNUTLS_DIG_SHA256, buf, len, digest);
 	gnutls_memset(buf, 0, len);
 	free(buf);
+	pthread_mutex_lock(&token_mtx);
+	memcpy(token_digest, digest, sizeof(digest));
 	token_loaded = true;
+	pthread_mutex_unlock(&token_mtx);
+	gnutls_memset(digest, 0, sizeof(digest));
+	return 0;
+}
+
+int
+http_token_reload(const char *path)
+{
+	bool loaded;
+
+	pthread_mutex_lock(&token_mtx);
+	loaded = token_loaded;
+	pthread_mutex_unlock(&token_mtx);
+	if (!loaded || path == NULL)
+		return 0; /* no TCP listener: no token in use */
+	if (http_token_load(path) == -1) {
+		log_warnx("%s: keeping the old API token", path);
+		return -1;
+	}
+	log_info("API token re-read from %s", path);
 	return 0;
 }
 
@@ -313,12 +338,19 @@ http_token_load(const char *path)
 static bool
 token_ok(const char *tok)
 {
-	unsigned char d[32];
+	unsigned char d[32], want[32];
+	bool loaded;
 
-	if (!token_loaded || tok == NULL)
+	if (tok == NULL)
+		return false;
+	pthread_mutex_lock(&token_mtx);
+	loaded = token_loaded;
+	memcpy(want, token_digest, sizeof(want));
+	pthread_mutex_unlock(&token_mtx);
+	if (!loaded)
 		return false;
 	gnutls_hash_fast(GNUTLS_DIG_SHA256, tok, strlen(tok), d);
-	return gnutls_memcmp(d, token_digest, sizeof(d)) == 0;
+	return gnutls_memcmp(d, want, sizeof(d)) == 0;
 }
 
 static char *

@@ -151,6 +151,30 @@ trim_after_burst(void)
 	seen = now;
 }
 
+/*
+ * SIGHUP: the template catalog read again.  The new one serves new
+ * requests and jobs; the old ones stay allocated (a few KB each) until
+ * shutdown, since a job that started with one may still be using it.
+ * Appended to *list, freed after deploy_shutdown.
+ */
+static void
+reload_catalog(const struct vmmod_conf *c, struct catalog ***list, size_t *n)
+{
+	struct catalog *cat = catalog_load(c->templates_dir,
+	    strcmp(host_arch(), "aarch64") == 0 ? VM_ARCH_AARCH64
+						: VM_ARCH_X86_64,
+	    c->appliance_dir);
+
+	if (cat == NULL) {
+		log_warnx(
+		    "%s: keeping the old template catalog", c->templates_dir);
+		return;
+	}
+	*list = xreallocarray(*list, *n + 1, sizeof(**list));
+	(*list)[(*n)++] = cat;
+	deploy_set_catalog(cat);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -177,7 +201,8 @@ main(int argc, char *argv[])
 	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
 	struct vmmod_conf conf, next;
 	struct reserve_params rp;
-	struct catalog *catalog;
+	struct catalog *catalog, **catalogs = NULL; /* + reloaded ones */
+	size_t i, ncatalogs = 0;
 	struct reserve *reserve;
 	char *state_file, *rerr = NULL;
 	struct host_facts host;
@@ -370,8 +395,10 @@ main(int argc, char *argv[])
 			audit_close();
 			audit_open(next.audit_log);
 			state_init(&next, &host);
-			/* XXX listeners, URI and token stay as they were
-			 * until restart. */
+			reload_catalog(&next, &catalogs, &ncatalogs);
+			http_token_reload(next.token_file);
+			/* Listeners, the libvirt URI and the data directories
+			 * stay as they were until a restart (vmmod(8)). */
 			conf_clear(&conf);
 			conf = next;
 			log_info("configuration reloaded");
@@ -390,6 +417,9 @@ stop:
 	webprobe_stop();
 	reserve_close(reserve);
 	catalog_free(catalog);
+	for (i = 0; i < ncatalogs; i++)
+		catalog_free(catalogs[i]);
+	free(catalogs);
 	state_free();
 	audit_close();
 	conf_clear(&conf);

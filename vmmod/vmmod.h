@@ -478,6 +478,9 @@ void deploy_req_clear(struct deploy_req *);
 int deploy_init(const struct vmmod_conf *, const struct host_facts *,
     struct catalog *cat, struct reserve *res);
 void deploy_shutdown(void);
+/* A reloaded catalog for new requests and jobs; the caller keeps the old
+ * one alive until deploy_shutdown (a running job may still use it). */
+void deploy_set_catalog(struct catalog *);
 /* 0 and *jobp (the queued Job), or -1 and *err: 400/404/409 before any
  * download (duplicate name, RAM budget, free space, unpinned image). */
 int deploy_create(json_object *body, json_object **jobp, struct api_error *);
@@ -621,6 +624,8 @@ char *api_metrics_text(const unsigned counts[VS_STARTING + 1],
 int http_start(const struct vmmod_conf *);
 void http_stop(void);
 int http_token_load(const char *path); /* creates it (0600) if missing */
+/* SIGHUP: a TCP listener's token re-read from PATH (kept if unreadable). */
+int http_token_reload(const char *path);
 /* POST /api/login: a new session's Set-Cookie value, NULL on a bad token. */
 char *http_session_login(const char *token);
 char *http_session_logout(const char *id); /* the clearing Set-Cookie */
