@@ -81,6 +81,7 @@ h_job_cancel(const struct api_request *, const char *, struct api_response *);
 
 #define LV API_LIBVIRT
 #define LVS (API_LIBVIRT | API_SLOW)
+#define LVSG (API_LIBVIRT | API_SLOW | API_SLOW_GET)
 
 /*
  * Order matters: the first pattern that matches the path wins, so literal
@@ -94,7 +95,7 @@ static const struct route routes[] = {
     {"/api/logout", API_NOAUTH, NULL, h_logout, NULL, NULL},
     {"/api/events", 0, h_events, NULL, NULL, NULL},
     {"/api/host", 0, h_host, NULL, NULL, NULL},
-    {"/api/host/devices", LV, h_host_devices, NULL, NULL, NULL},
+    {"/api/host/devices", LV | API_SLOW_GET, h_host_devices, NULL, NULL, NULL},
     {"/api/jobs", 0, h_jobs, NULL, NULL, NULL},
     {"/api/jobs/{id}", 0, h_job, NULL, NULL, h_job_cancel},
     /* the Xen seed's shapes; pci_none.c answers 501 where PCI is not built */
@@ -105,7 +106,7 @@ static const struct route routes[] = {
     {"/api/vms/list", LV, h_list, NULL, NULL, NULL},
     {"/api/vms/templates", 0, h_templates, NULL, NULL, NULL},
     {"/api/vms/create", LV, NULL, h_create, NULL, NULL},
-    {"/api/vms/{name}", LVS, h_vm, NULL, NULL, h_delete},
+    {"/api/vms/{name}", LVSG, h_vm, NULL, NULL, h_delete},
     {"/api/vms/{name}/start", LVS, NULL, h_action, NULL, NULL},
     {"/api/vms/{name}/stop", LVS, NULL, h_action, NULL, NULL},
     {"/api/vms/{name}/force-stop", LVS, NULL, h_action, NULL, NULL},
@@ -120,7 +121,7 @@ static const struct route routes[] = {
 	NULL, NULL},
     {"/api/vms/{name}/console/vnc", LV | API_NOAUTH, h_console_ws, NULL, NULL,
 	NULL},
-    {"/api/vms/{name}/devices", LVS, h_vm_devices, h_vm_attach, NULL, NULL},
+    {"/api/vms/{name}/devices", LVSG, h_vm_devices, h_vm_attach, NULL, NULL},
     {"/api/vms/{name}/devices/{id}", LVS, NULL, NULL, NULL, h_vm_detach},
     /* the console page: a ticket or the console cookie (console.c) */
     {"/console/{name}", API_NOAUTH, h_console_page, NULL, NULL, NULL},

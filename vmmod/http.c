@@ -1297,7 +1297,9 @@ work_main(void *arg)
  * A state change calls libvirt, which may take seconds (a start) or hang
  * until its keepalive gives up (libvirtd stopped): that runs on a thread of
  * its own while the connection is suspended, so the MHD worker keeps serving
- * its other connections.  Returns -1 to run the handler inline.
+ * its other connections.  So do the GETs that ask libvirt about each VM
+ * (API_SLOW_GET: device lists, one VM's definition); the VM list is the
+ * state table's.  Returns -1 to run the handler inline.
  */
 static int
 work_start(struct MHD_Connection *c, struct req *r)
@@ -1306,7 +1308,8 @@ work_start(struct MHD_Connection *c, struct req *r)
 	pthread_t t;
 	int rc;
 
-	if (r->ar.method == AM_GET || !(api_route_flags(r->route) & API_SLOW))
+	if (!(api_route_flags(r->route) &
+		(r->ar.method == AM_GET ? API_SLOW_GET : API_SLOW)))
 		return -1;
 	pthread_mutex_lock(&work_mtx);
 	if (work_busy >= WORK_MAX || work_stopping) {

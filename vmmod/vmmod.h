@@ -564,6 +564,7 @@ enum api_method { AM_GET = 1, AM_POST = 2, AM_PUT = 4, AM_DELETE = 8 };
 #define API_NOAUTH 0x1 /* answered without credentials on TCP */
 #define API_LIBVIRT 0x2 /* 503 libvirtd_down while disconnected */
 #define API_SLOW 0x4 /* non-GET calls libvirt: run off the HTTP thread */
+#define API_SLOW_GET 0x8 /* GET calls libvirt too (per VM): off it as well */
 struct api_request {
 	unsigned method; /* one AM_* bit; HEAD is AM_GET */
 	char *seg[API_MAX_SEGS]; /* percent-decoded path segments */
