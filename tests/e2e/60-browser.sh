@@ -113,7 +113,10 @@ check "GET / with the token is the dashboard" \
 	[ "$(st -H "Authorization: Bearer $token" "$u/")" = 200 -a -n "$(grep gvm-tile "$d/out")" ]
 check "JS is text/javascript" [ "$(st "$u/assets/js/api.js")" = 200 -a -n "$(grep -i '^Content-Type: text/javascript' "$d/hdr")" ]
 check "CSS is text/css" [ "$(st "$u/assets/css/vms.css")" = 200 -a -n "$(grep -i '^Content-Type: text/css' "$d/hdr")" ]
+check "assets are cached for 5 minutes (Cache-Control: max-age=300)" hdr 'Cache-Control: max-age=300'
 etag=$(grep -i '^ETag:' "$d/hdr" | cut -d' ' -f2 | tr -d '\r')
+st -H "Authorization: Bearer $token" "$u/" >/dev/null
+check "pages are revalidated every time (Cache-Control: no-cache)" hdr 'Cache-Control: no-cache'
 check "ETag revalidates to 304" [ "$(st -H "If-None-Match: $etag" "$u/assets/css/vms.css")" = 304 ]
 for p in /assets/../Makefile /assets/%2e%2e/Makefile /assets/css/../../Makefile \
 	/assets//etc/passwd /assets/.git/config /assets/css /assets/nope.js; do
