@@ -155,9 +155,20 @@ gen_vmmod_conf(const struct plan *p)
 	    "pool_dir = %s\n",
 	    block, net, pool, p->bridge, p->storage_dir);
 	if (p->console_port != 0) {
+		/*
+		 * Guardian: vmmod's TLS console listener on the bridge's
+		 * address (the port the nftables rule opens on it); its
+		 * console URLs are https://<this> (no console_url_base), its
+		 * certificate Guardian's, from LoadCredential= in vmmod.service
+		 * or, started directly, from steps.c's credentials directory.
+		 */
 		plan_ip4_format(p->net.addr, self);
-		gen_cat(&s, "console_url_base = https://%s:%u\n", self,
-		    p->console_port);
+		gen_cat(&s,
+		    "# the console listener (TLS, Guardian's certificate as "
+		    "credentials\n"
+		    "# console.crt and console.key)\n"
+		    "console_listen = %s:%u\n",
+		    self, p->console_port);
 	}
 	free(block);
 	free(net);

@@ -835,7 +835,7 @@ plan_build(const struct facts *f, const struct answers *a)
 	c = step_change(s, CH_FILE, GVM_VMMOD_CONF,
 	    "write " GVM_VMMOD_CONF
 	    ": VM block, subnet, pool, storage, bridge%s",
-	    p->console_port != 0 ? ", console URL" : "");
+	    p->console_port != 0 ? ", console listener on the bridge" : "");
 	c->content = gen_vmmod_conf(p);
 	change_file(s, GVM_SETUP_CONF, gen_setup_conf(p),
 	    "the answers used (read by --repair and --apply-firewall)");

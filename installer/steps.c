@@ -615,12 +615,57 @@ start_dnsmasq(struct run *r, char **errp)
 	return rc;
 }
 
+/*
+ * What systemd's LoadCredential= in vmmod.service does for the console
+ * listener, for a vmmod started directly (as root): console.crt and
+ * console.key in a credentials directory, here symbolic links to Guardian's
+ * certificate and key.  A CREDENTIALS_DIRECTORY already in the environment
+ * (tests) is left to vmmod.
+ */
+#define GVM_CREDS_DIR GVM_RUNDIR "/credentials"
+#define GVM_GUARDIAN_CRT "/etc/hookprobe/tls/guardian.crt"
+#define GVM_GUARDIAN_KEY "/etc/hookprobe/tls/guardian.key"
+
+static void
+creds_remove(void)
+{
+	unlink(GVM_CREDS_DIR "/console.crt");
+	unlink(GVM_CREDS_DIR "/console.key");
+	rmdir(GVM_CREDS_DIR);
+}
+
+static int
+creds_make(struct run *r, char **errp)
+{
+	creds_remove();
+	if (access(GVM_GUARDIAN_CRT, R_OK) == -1 ||
+	    access(GVM_GUARDIAN_KEY, R_OK) == -1)
+		return st_err(errp,
+		    "the console listener needs Guardian's certificate "
+		    "and key (" GVM_GUARDIAN_CRT ", " GVM_GUARDIAN_KEY "): %s",
+		    strerror(errno));
+	if (mkdir(GVM_CREDS_DIR, 0700) == -1 ||
+	    symlink(GVM_GUARDIAN_CRT, GVM_CREDS_DIR "/console.crt") == -1 ||
+	    symlink(GVM_GUARDIAN_KEY, GVM_CREDS_DIR "/console.key") == -1) {
+		st_err(errp, GVM_CREDS_DIR ": %s", strerror(errno));
+		creds_remove();
+		return -1;
+	}
+	say(r, -1,
+	    "console listener: Guardian's certificate handed to vmmod in "
+	    "%s (as LoadCredential= would)",
+	    GVM_CREDS_DIR);
+	return 0;
+}
+
 /* vmmod: does not daemonize; started in its own session, pid file ours. */
 static int
 start_vmmod(struct run *r, char **errp)
 {
 	const char *pidfile = GVM_RUNDIR "/vmmod.pid";
 	char *argv[] = {GVM_SBINDIR "/vmmod", "-f", GVM_VMMOD_CONF, NULL};
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	bool own_creds = false;
 	char buf[32];
 	pid_t pid;
 	int fd;
@@ -636,10 +681,17 @@ start_vmmod(struct run *r, char **errp)
 		return 0;
 	}
 	daemon_stop(pidfile, "vmmod");
+	if (r->plan->console_port != 0 && (creds == NULL || creds[0] == '\0')) {
+		if (creds_make(r, errp) == -1)
+			return -1;
+		own_creds = true;
+	}
 	if ((pid = fork()) == -1)
 		return st_err(errp, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		setsid();
+		if (own_creds)
+			setenv("CREDENTIALS_DIRECTORY", GVM_CREDS_DIR, 1);
 		fd = open("/dev/null", O_RDWR);
 		if (fd >= 0) {
 			dup2(fd, 0);
@@ -1001,6 +1053,8 @@ undo_entry(struct run *r, size_t i, char **errp)
 	} else if (strcmp(me.type, "daemon") == 0) {
 		if (me.target != NULL)
 			daemon_stop(me.target, me.path);
+		if (strcmp(me.path, "vmmod") == 0)
+			creds_remove();
 		rmdir(GVM_RUNDIR);
 		say(r, -1, "stopped %s (started directly: no systemd)",
 		    me.path);

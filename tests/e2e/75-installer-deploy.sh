@@ -11,11 +11,20 @@
 #     printing the job's progress lines; a third run keeps the VM;
 #   - the VM gets its reservation over DHCP from the dnsmasq the installer
 #     started (GUEST-IP on the serial console = the reservation file);
+#   - the VM cannot open a TCP connection to the host's port 8080 on br0
+#     (a listener there; the appliance's probe prints GUEST-TCP ... closed)
+#     while DNS works (GUEST-DNS ok <its reserved name>); control: a LAN
+#     host on br0 outside the VM block connects to the same listener, so
+#     "closed" is the installer's firewall, and the listener saw no
+#     connection from the VM;
+#   - the console listener the installer configured (console_listen on
+#     br0's address, port 8091; a self-signed certificate from certtool
+#     handed over in $CREDENTIALS_DIRECTORY as LoadCredential= would):
+#     from the LAN host, https://192.168.4.1:8091 serves the console assets
+#     (200) and nothing else (/api/vms 404), through Guardian's nftables
+#     (input policy drop) with the installer's console rule;
 #   - plain --uninstall keeps the VM and its disk and says so; --purge
 #     then returns to the pre-install snapshot.
-# Not checked here (the test appliance has no TCP/DNS probe): that the VM
-# cannot open tcp 8080 on the host while DNS works (72-firewall checks the
-# chain's rules from a namespace standing in for a VM).
 # Run it alone with:  sudo tests/sandbox.sh -- tests/e2e/75-installer-deploy.sh
 # shellcheck disable=SC2317
 set -u
@@ -31,7 +40,7 @@ data=${TESTDATA:-$top/tests/data}/installer
 appl=$top/build/appliance
 timeout=${DEPLOY_TIMEOUT:-180}
 if [ ! -x "$setup" ] || [ ! -x "$vmmod" ]; then echo "FAIL: build first (make)"; exit 1; fi
-for t in nft iptables-legacy-save dnsmasq virsh python3 jq script; do
+for t in nft iptables-legacy-save dnsmasq virsh python3 jq script curl certtool busybox; do
 	command -v $t >/dev/null || { echo "SKIP: $t missing (sudo make deps)"; exit 77; }
 done
 [ -f "$appl/aarch64/disk.qcow2.xz.sha256" ] || { echo "SKIP: no test appliance (make appliances)"; exit 77; }
@@ -52,11 +61,13 @@ check() { # check DESCRIPTION COMMAND...
 d=$(mktemp -d /tmp/gvm-e2e-setup-deploy.XXXXXX)
 chmod 711 "$d"
 root=$d/root
-vmmod_pid="" srv_pid="" cons_pid=""
+vmmod_pid="" srv_pid="" cons_pid="" web_pid=""
 cleanup() {
 	local p
 	[ -n "$cons_pid" ] && kill -KILL "$cons_pid" 2>/dev/null
-	for p in $srv_pid $vmmod_pid; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	for p in $srv_pid $vmmod_pid $web_pid; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	ip link del gvm-lan 2>/dev/null
+	ip netns del lan 2>/dev/null
 	for p in $(virsh list --all --name 2>/dev/null); do
 		virsh -q destroy "$p" >/dev/null 2>&1
 		virsh -q undefine --nvram "$p" >/dev/null 2>&1
@@ -103,7 +114,22 @@ snapshot >"$d/s0"
 # --- 1. install (no deploy yet: vmmod runs only after it)
 if install install1; then ok "install (--root --live)"; else bad "install"; sed 's/^/    /' "$d/install1"; fi
 
-# --- 2. vmmod on the installed configuration (paths under the root)
+check "vmmod.conf: the console listener on br0's address, the nftables rule's port" bash -c "
+	grep -qx 'console_listen = 192.168.4.1:8091' '$root/etc/vmmod/vmmod.conf' &&
+	! grep -q '^console_url_base' '$root/etc/vmmod/vmmod.conf' &&
+	nft list chain inet guardian input | grep -q 'iifname \"br0\" tcp dport 8091 accept'"
+
+# --- 2. vmmod on the installed configuration (paths under the root), the
+# console listener's certificate where systemd's LoadCredential= puts it
+creds=$d/credentials
+mkdir -p "$creds"
+printf 'cn = "192.168.4.1"\nip_address = "192.168.4.1"\nexpiration_days = 2\ntls_www_server\nsigning_key\nca\n' >"$d/cert.tmpl"
+if ! certtool --generate-privkey --key-type=ecdsa --no-text --outfile "$creds/console.key" >/dev/null 2>&1 ||
+	! certtool --generate-self-signed --load-privkey "$creds/console.key" --template "$d/cert.tmpl" \
+		--outfile "$creds/console.crt" >/dev/null 2>&1; then
+	bad "certtool could not make a certificate"
+	exit 1
+fi
 mkdir -p "$d/templates" "$d/www" "$d/data"
 cp "$appl/aarch64/disk.qcow2.xz" "$d/www/haos.qcow2.xz"
 python3 "$top/tests/tools/fetch-httpd.py" --root "$d/www" --port-file "$d/srv.port" --log "$d/srv.log" &
@@ -125,13 +151,43 @@ templates_dir = $d/templates
 appliance_dir = $appl
 audit_log = $d/audit.log
 ram_budget_mb = 1500
+web_root = $top/web-assets
 EOT
-VMMOD_ARCH=aarch64 "$vmmod" -d -f "$d/vmmod.conf" --uri qemu:///system --accel tcg \
+CREDENTIALS_DIRECTORY=$creds VMMOD_ARCH=aarch64 "$vmmod" -d -f "$d/vmmod.conf" --uri qemu:///system --accel tcg \
 	--socket "$d/vmmod.sock" --token-file "$d/token" --data-dir "$d/data" >>"$d/vmmod.log" 2>&1 &
 vmmod_pid=$!
 for _ in $(seq 100); do [ -S "$d/vmmod.sock" ] && break; sleep 0.1; done
 check "vmmod answers on its socket" [ -S "$d/vmmod.sock" ]
 export GVM_SETUP_VMMOD_SOCKET=$d/vmmod.sock
+
+# --- a LAN host on br0 (outside the VM block) and a listener on the host's
+# br0 address, port 8080 (Guardian's web UI port), logging its peers
+ip netns add lan
+ip -n lan link set lo up
+ip link add gvm-lan type veth peer name eth0 netns lan &&
+	ip link set gvm-lan master br0 up &&
+	ip -n lan addr add 192.168.4.5/27 dev eth0 && ip -n lan link set eth0 up
+for _ in $(seq 50); do
+	ip netns exec lan busybox ping -c1 -W1 192.168.4.1 >/dev/null 2>&1 && break
+	sleep 0.1
+done
+python3 -c 'import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("192.168.4.1", 8080)); s.listen(16)
+while True:
+    c, a = s.accept()
+    with open(sys.argv[1], "a") as f: f.write(a[0] + "\n")
+    c.close()' "$d/web-peers" &
+web_pid=$!
+lan_tcp() { ip netns exec lan busybox timeout 5 busybox nc -w 2 "$1" "$2" </dev/null >/dev/null 2>&1; }
+lan_curl() { # lan_curl PATH: the HTTP status from the LAN host
+	ip netns exec lan curl -ks --max-time 5 -o /dev/null -w '%{http_code}' "https://192.168.4.1:8091$1"
+}
+check "console listener from br0 (LAN host): GET /console/assets/js/console.js -> 200" \
+	[ "$(lan_curl /console/assets/js/console.js)" = 200 ]
+check "... GET /api/vms -> 404 (consoles only there)" [ "$(lan_curl /api/vms)" = 404 ]
+check "... it speaks TLS with the certificate handed over" bash -c "ip netns exec lan curl -s --max-time 5 \
+	--cacert '$creds/console.crt' -o /dev/null https://192.168.4.1:8091/console/assets/js/console.js"
 
 # --- 3. the deploy step: refused without consent, then with it
 rc=0
@@ -166,8 +222,26 @@ if wait_serial '^GUEST-IP '; then
 else
 	bad "no GUEST-IP on the serial console"; tail -20 "$d/serial"
 fi
+# (not at a line's start: the shell prompt and its escapes may come first)
+if wait_serial 'GUEST-DNS (ok|fail)'; then
+	tr -d '\r' <"$d/serial" | grep -E 'GUEST-(TCP|DNS) ' | sed 's/^/    /'
+	check "the VM cannot open tcp 192.168.4.1:8080 on br0 (GUEST-TCP ... closed)" \
+		bash -c "tr -d '\r' <'$d/serial' | grep -Eq 'GUEST-TCP 192\.168\.4\.1:8080 closed$'"
+	check "... while DNS works (GUEST-DNS ok homeassistant.guardian.local)" \
+		bash -c "tr -d '\r' <'$d/serial' | grep -Eq 'GUEST-DNS ok homeassistant\.guardian\.local$'"
+	[ "$fails" = 0 ] || { echo "    --- serial console"; tr -d '\r' <"$d/serial" | tail -15 | sed 's/^/    /'; }
+else
+	bad "no GUEST-TCP/GUEST-DNS probe lines on the serial console"; tail -20 "$d/serial"
+fi
+check "control: the LAN host (192.168.4.5, not a VM) connects to 192.168.4.1:8080" lan_tcp 192.168.4.1 8080
+check "... the listener saw the LAN host and never the VM ($resv)" bash -c "grep -qx 192.168.4.5 '$d/web-peers' &&
+	! grep -qx '$resv' '$d/web-peers'"
 kill -KILL "$cons_pid" 2>/dev/null
 cons_pid=""
+kill "$web_pid" && wait "$web_pid" 2>/dev/null
+web_pid=""
+ip link del gvm-lan
+ip netns del lan
 n0=$(wc -l <"$d/srv.log")
 if GVM_DEPLOY_HA=yes install deploy2 --trust-unpinned; then ok "install again with the deploy"; else bad "install again"; fi
 check "... keeps the VM, downloads nothing" bash -c "grep -q 'exists already: kept' '$d/deploy2' && [ \$(wc -l <'$d/srv.log') = $n0 ]"
@@ -187,5 +261,5 @@ snapshot >"$d/s1"
 if diff -u "$d/s0" "$d/s1" >"$d/diff"; then ok "--purge -> the pre-install snapshot"; else
 	bad "--purge -> the pre-install snapshot"; head -30 "$d/diff" | sed 's/^/    /'; fi
 
-[ $fails = 0 ] && echo "PASS: deploy through the installer (TOFU consent, job progress), GUEST-IP = reservation, uninstall keeps, --purge restores"
+[ $fails = 0 ] && echo "PASS: deploy through the installer (TOFU consent, job progress), GUEST-IP = reservation, VM cannot reach tcp 8080 while DNS works, console listener on br0:8091, uninstall keeps, --purge restores"
 exit $((fails > 0))
