@@ -310,3 +310,51 @@ deploy_run(const struct deploy_opts *o, char **errp)
 	json_object_put(ans);
 	return rc;
 }
+
+/*
+ * What the consent screen tells about TMPL's image for ARCH ("aarch64",
+ * "x86_64"): its URL, version and note, from the template file shipped in
+ * DATADIR/templates (vmmod's listing does not give the URL).  Fields not
+ * found stay NULL; -1 when the file cannot be read or parsed.
+ */
+int
+deploy_template_image(const char *datadir, const char *tmpl, const char *arch,
+    struct deploy_image *im, char **errp)
+{
+	json_object *root, *images, *a;
+	char *path;
+	int rc = -1;
+
+	memset(im, 0, sizeof(*im));
+	xasprintf(&path, "%s/templates/%s.json", datadir, tmpl);
+	if ((root = json_object_from_file(path)) == NULL) {
+		dp_err(errp, "%s: %s", path, json_util_get_last_err());
+		free(path);
+		return -1;
+	}
+	if (json_object_object_get_ex(root, "images", &images) &&
+	    json_object_object_get_ex(images, arch, &a) &&
+	    json_object_is_type(a, json_type_object)) {
+		if (jstr(a, "url") != NULL)
+			im->url = xstrdup(jstr(a, "url"));
+		if (jstr(a, "version") != NULL)
+			im->version = xstrdup(jstr(a, "version"));
+		if (jstr(a, "note") != NULL)
+			im->note = xstrdup(jstr(a, "note"));
+		im->pinned = jstr(a, "sha256") != NULL;
+		rc = 0;
+	} else
+		dp_err(errp, "%s: no image for %s", path, arch);
+	json_object_put(root);
+	free(path);
+	return rc;
+}
+
+void
+deploy_image_free(struct deploy_image *im)
+{
+	free(im->url);
+	free(im->version);
+	free(im->note);
+	memset(im, 0, sizeof(*im));
+}

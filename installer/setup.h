@@ -398,6 +398,14 @@ int deploy_template_info(const char *sock, const char *tmpl, bool *pinned,
     char **why_not, char **errp);
 /* Creates the VM (start, autostart) and follows its job to the end. */
 int deploy_run(const struct deploy_opts *, char **errp);
+/* The image of a shipped template as its file says (the consent text). */
+struct deploy_image {
+	char *url, *version, *note; /* NULL: not given */
+	bool pinned; /* a sha256 in the file */
+};
+int deploy_template_image(const char *datadir, const char *tmpl,
+    const char *arch, struct deploy_image *, char **errp);
+void deploy_image_free(struct deploy_image *);
 
 /*
  * storage.c: where VM disks may live.  storage_scan lists the mounted

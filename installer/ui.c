@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -42,7 +43,10 @@ enum uiscr {
 static const char *screen_name[SCR_N] = {"Welcome", "Host check", "Storage",
     "Plan", "Progress", "Home Assistant", "Summary"};
 
-enum act { ACT_BACK, ACT_NEXT, ACT_INSTALL, ACT_QUIT, ACT_EXIT };
+enum act { ACT_BACK, ACT_NEXT, ACT_INSTALL, ACT_DEPLOY, ACT_QUIT, ACT_EXIT };
+
+/* The Home Assistant screen's deploy. */
+enum dstate { D_IDLE, D_RUNNING, D_OK, D_FAILED };
 struct button {
 	const char *label;
 	enum act act;
@@ -83,6 +87,18 @@ struct ui {
 	bool asking; /* the pool consent dialog is up */
 	size_t dfocus;
 
+	/* Home Assistant: the image (template file), the consent, the job */
+	struct deploy_image img;
+	char *img_err;
+	bool img_loaded;
+	bool asking_tofu; /* the trust-on-first-use question is up */
+	size_t tfocus;
+	bool trusted; /* consent given (on screen or --trust-unpinned) */
+	enum dstate dst;
+	int dpct;
+	char dmsg[200];
+	char *derr;
+
 	bool applied, walked; /* apply ran; dry run reached progress */
 	int apply_rc;
 	char *apply_err;
@@ -90,6 +106,7 @@ struct ui {
 	size_t nss;
 	char logpath[256];
 	int save_fd[3]; /* stdin/out/err while apply's are redirected */
+	int tty_fd; /* the screens' output, for its size */
 
 	struct uline *lines; /* the screen's content, wrapped */
 	size_t nlines, cap;
@@ -559,43 +576,82 @@ ui_urls(struct ui *u)
 		    self, u->plan->console_port);
 }
 
+static const char *
+ui_arch(const struct ui *u)
+{
+	return u->f.arch == ARCH_ARM64 ? "aarch64" : "x86_64";
+}
+
+/* The template's image as shipped (URL, version, note): read once. */
+static void
+ui_image(struct ui *u)
+{
+	if (u->img_loaded)
+		return;
+	u->img_loaded = true;
+	if (deploy_template_image(u->f.datadir, GVM_HA_TEMPLATE, ui_arch(u),
+		&u->img, &u->img_err) == -1)
+		memset(&u->img, 0, sizeof(u->img));
+}
+
 static void
 scr_deploy(struct ui *u)
 {
-	const char *arch = u->f.arch == ARCH_ARM64 ? "aarch64" : "x86_64";
 	char *blk = u->plan->vb.block.hi != 0
 	    ? plan_range_format(&u->plan->vb.block)
 	    : xstrdup("the VM block");
 
+	ui_image(u);
 	ui_put(u, u->a_head, "Deploy Home Assistant now?");
 	ui_put(u, 0,
-	    "Home Assistant OS for %s: 2 vCPUs, 2048 MiB RAM, a 32 GB disk "
+	    "Home Assistant OS%s%s for %s from vmmod's template '" GVM_HA_TEMPLATE
+	    "': a VM named '" GVM_HA_NAME "' with its disk "
 	    "in %s, an address from %s, autostarted with the host.",
-	    arch, u->plan->storage_dir, blk);
+	    u->img.version != NULL ? " " : "",
+	    u->img.version != NULL ? u->img.version : "", ui_arch(u),
+	    u->plan->storage_dir, blk);
 	free(blk);
+	if (u->dry_run)
+		ui_put(u, u->a_warn,
+		    "DRY RUN: Deploy now asks the same questions, then shows "
+		    "a SIMULATED job (fake progress): vmmod is not asked and "
+		    "nothing is downloaded.");
 	ui_put(u, 0, "%s", "");
-	ui_put(u, u->a_warn,
-	    "Not from here in this release: the installer cannot start "
-	    "vmmod's deploy yet, and does not pretend to.");
-	ui_put(u, 0,
-	    "After setup: open the dashboard and deploy Home Assistant there "
-	    "(it shows the download and first boot).");
-	ui_urls(u);
-	ui_put(u, 0, "%s", "");
-	ui_put(u, u->a_head, "Trust on first use");
-	ui_put(u, 0,
-	    "Home Assistant publishes no checksums, so its image is not "
-	    "pinned by a known SHA-256.  Deploying it needs your consent to "
-	    "trust it on first use: vmmod computes the download's SHA-256, "
-	    "shows it and pins it for later downloads; it cannot prove the "
-	    "first one genuine.  The dashboard asks before it deploys; "
-	    "unattended, --trust-unpinned or GVM_TRUST_UNPINNED=yes gives "
-	    "that consent (given now: %s).",
-	    u->a->trust_unpinned == TRI_YES	 ? "yes"
-		: u->a->trust_unpinned == TRI_NO ? "no"
-						 : "not yet");
-	ui_buttons(
-	    u, "Back", ACT_BACK, "Next", ACT_NEXT, "Quit", ACT_QUIT, NULL);
+	switch (u->dst) {
+	case D_IDLE:
+		ui_put(u, 0,
+		    "Deploy now: vmmod downloads the image%s and starts the VM; "
+		    "the job's progress shows here.  Skip: deploy it later "
+		    "from the dashboard.",
+		    u->img.pinned ? " (pinned by SHA-256)"
+				  : " (not pinned: you are asked first)");
+		ui_buttons(u, "Back", ACT_BACK, "Deploy now", ACT_DEPLOY,
+		    "Skip", ACT_NEXT, "Quit", ACT_QUIT, NULL);
+		break;
+	case D_RUNNING:
+		ui_put(u, (int)A_BOLD, "[ .. ] Deploying Home Assistant%s ...",
+		    u->dry_run ? " (simulated)" : "");
+		ui_bar(u, u->dpct, u->dmsg);
+		u->nbtn = 0;
+		break;
+	case D_OK:
+		ui_put(u, u->a_ok, "[ ok ] Home Assistant deployed%s",
+		    u->dry_run ? " (simulated: nothing was made)" : "");
+		ui_bar(u, 100, u->dmsg);
+		ui_put(u, 0, "%s", "");
+		ui_urls(u);
+		ui_buttons(u, "Next", ACT_NEXT, "Quit", ACT_QUIT, NULL);
+		break;
+	case D_FAILED:
+		ui_put(u, u->a_bad, "[FAIL] %s",
+		    u->derr != NULL ? u->derr : "the deploy failed");
+		ui_put(u, 0,
+		    "Try again, or Skip and deploy it from the dashboard "
+		    "later.");
+		ui_buttons(u, "Back", ACT_BACK, "Try again", ACT_DEPLOY, "Skip",
+		    ACT_NEXT, "Quit", ACT_QUIT, NULL);
+		break;
+	}
 }
 
 static void
@@ -626,6 +682,12 @@ scr_summary(struct ui *u)
 		free(t);
 	}
 	ui_put(u, 0, "  VM disks:      %s", p->storage_dir);
+	if (u->dst == D_OK || u->dst == D_FAILED)
+		ui_put(u, u->dst == D_OK ? u->a_ok : u->a_bad,
+		    "  Home Assistant: %s%s",
+		    u->dst == D_OK ? "deployed" : "not deployed: ",
+		    u->dst == D_OK ? (u->dry_run ? " (simulated)" : "")
+				   : u->derr);
 	ui_put(u, 0, "%s", "");
 	if (!u->applied || u->apply_rc == 0) {
 		ui_put(u, u->a_head, "Where to go");
@@ -700,7 +762,7 @@ ui_draw_buttons(struct ui *u, int y)
 	if (x < 0)
 		x = 0;
 	for (i = 0; i < u->nbtn; i++) {
-		bool f = i == u->focus && !u->asking;
+		bool f = i == u->focus && !u->asking && !u->asking_tofu;
 
 		if (f)
 			attron((int)A_REVERSE | (int)A_BOLD);
@@ -712,23 +774,14 @@ ui_draw_buttons(struct ui *u, int y)
 	}
 }
 
-/* The pool consent question, over the plan. */
+/* The pool consent question's text. */
 static void
-ui_draw_dialog(struct ui *u)
+ui_fill_pool(struct ui *u)
 {
-	static const char *labels[] = {"Yes, shrink the pool", "No"};
 	char *old = plan_range_format(&u->plan->old_pool);
 	char *np = plan_range_format(&u->plan->vb.new_pool);
 	char *blk = plan_range_format(&u->plan->vb.block);
-	struct uline *save = u->lines;
-	size_t nsave = u->nlines, csave = u->cap, i;
-	int w = COLS - 8 > 70 ? 70 : COLS - 8, h, y0, x0, x;
-	int wsave = u->width;
 
-	/* wrap the text with the content machinery, then restore it */
-	u->lines = NULL;
-	u->nlines = u->cap = 0;
-	u->width = w - 4;
 	ui_put(u, 0,
 	    "VM addresses must lie inside %s's subnet and outside the DHCP "
 	    "pool, and the pool fills the subnet.",
@@ -746,7 +799,48 @@ ui_draw_dialog(struct ui *u)
 	free(old);
 	free(np);
 	free(blk);
-	h = (int)u->nlines + 6;
+}
+
+/* The trust-on-first-use question's text. */
+static void
+ui_fill_tofu(struct ui *u)
+{
+	ui_put(u, 0, "vmmod would download Home Assistant OS%s%s for %s from:",
+	    u->img.version != NULL ? " " : "",
+	    u->img.version != NULL ? u->img.version : "", ui_arch(u));
+	ui_put(u, (int)A_BOLD, "  %s",
+	    u->img.url != NULL ? u->img.url
+			       : "(the address in vmmod's template "
+				 "'" GVM_HA_TEMPLATE "')");
+	ui_put(u, 0, "%s", "");
+	ui_put(u, 0,
+	    "No SHA-256 checksum is published for it, so nothing can prove "
+	    "this first download genuine.  vmmod computes its SHA-256 and "
+	    "pins it: later downloads must match (trust on first use).");
+	ui_put(u, 0, "%s", "");
+	ui_put(u, (int)A_BOLD,
+	    "Trust this download and deploy?  y: yes  n: no  Esc: back");
+}
+
+/* A yes/no question in a box over the screen; FILL writes its text. */
+static void
+ui_draw_box(struct ui *u, const char *title, void (*fill)(struct ui *),
+    const char *const labels[2], size_t focus)
+{
+	struct uline *save = u->lines;
+	size_t nsave = u->nlines, csave = u->cap, i, n;
+	int w = COLS - 8 > 70 ? 70 : COLS - 8, h, y0, x0, x;
+	int wsave = u->width;
+
+	/* wrap the text with the content machinery, then restore it */
+	u->lines = NULL;
+	u->nlines = u->cap = 0;
+	u->width = w - 4;
+	fill(u);
+	n = u->nlines;
+	if ((int)n + 6 > LINES - 2) /* a small terminal: what fits */
+		n = LINES - 8 > 0 ? (size_t)(LINES - 8) : 0;
+	h = (int)n + 6;
 	y0 = (LINES - h) / 2;
 	x0 = (COLS - w) / 2;
 	if (y0 < 1)
@@ -758,18 +852,18 @@ ui_draw_dialog(struct ui *u)
 	mvhline(y0 + h - 1, x0, '-', w);
 	mvvline(y0, x0, '|', h);
 	mvvline(y0, x0 + w - 1, '|', h);
-	mvprintw(y0, x0 + 2, " Consent needed: the DHCP pool ");
+	mvprintw(y0, x0 + 2, " %s ", title);
 	attroff((int)A_BOLD);
-	for (i = 0; i < u->nlines; i++) {
+	for (i = 0; i < n; i++) {
 		if (u->lines[i].attr)
 			attron(u->lines[i].attr);
-		mvprintw(y0 + 2 + (int)i, x0 + 2, "%s", u->lines[i].text);
+		mvaddnstr(y0 + 2 + (int)i, x0 + 2, u->lines[i].text, w - 4);
 		if (u->lines[i].attr)
 			attroff(u->lines[i].attr);
 	}
 	x = x0 + 4;
 	for (i = 0; i < 2; i++) {
-		bool f = i == u->dfocus;
+		bool f = i == focus;
 
 		if (f)
 			attron((int)A_REVERSE | (int)A_BOLD);
@@ -785,6 +879,21 @@ ui_draw_dialog(struct ui *u)
 	u->nlines = nsave;
 	u->cap = csave;
 	u->width = wsave;
+}
+
+static void
+ui_draw_dialog(struct ui *u)
+{
+	static const char *const pool[] = {"Yes, shrink the pool", "No"};
+	static const char *const tofu[] = {"Yes, trust and deploy", "No"};
+
+	if (u->asking)
+		ui_draw_box(u, "Consent needed: the DHCP pool", ui_fill_pool,
+		    pool, u->dfocus);
+	else if (u->asking_tofu)
+		ui_draw_box(u,
+		    "Consent needed: an image without a published checksum",
+		    ui_fill_tofu, tofu, u->tfocus);
 }
 
 static void
@@ -859,9 +968,25 @@ ui_draw(struct ui *u)
 		  "Up/Down: scroll",
 	    COLS - 2);
 	attroff(u->a_dim);
-	if (u->asking)
-		ui_draw_dialog(u);
+	ui_draw_dialog(u);
 	refresh();
+}
+
+/*
+ * The terminal's size when ncurses missed a SIGWINCH (two resizes in quick
+ * succession deliver one KEY_RESIZE, read at the first size): true when
+ * LINES and COLS were out of date and are now the terminal's.
+ */
+static bool
+ui_size_sync(const struct ui *u)
+{
+	struct winsize ws;
+
+	if (ioctl(u->tty_fd, TIOCGWINSZ, &ws) == -1 || ws.ws_row == 0 ||
+	    ws.ws_col == 0 || (ws.ws_row == LINES && ws.ws_col == COLS))
+		return false;
+	resizeterm(ws.ws_row, ws.ws_col);
+	return true;
 }
 
 /* ---- applying ------------------------------------------------------- */
@@ -877,6 +1002,7 @@ ui_poll(struct ui *u)
 		;
 	nodelay(stdscr, FALSE);
 	timeout(250);
+	ui_size_sync(u);
 }
 
 static void
@@ -1013,6 +1139,137 @@ ui_start_progress(struct ui *u)
 	ui_apply(u);
 }
 
+/* ---- Home Assistant: the deploy ------------------------------------ */
+
+/* deploy.c's progress callback: the job's phase and percent. */
+static void
+ui_deploy_progress(void *arg, int pct, const char *msg)
+{
+	struct ui *u = arg;
+
+	if (pct >= 0)
+		u->dpct = pct > 100 ? 100 : pct;
+	snprintf(u->dmsg, sizeof(u->dmsg), "%s", msg);
+	ui_poll(u);
+	ui_draw(u);
+}
+
+/*
+ * --dry-run: the phases vmmod's job goes through, with made-up percents
+ * and pauses (no vmmod, no download), so the screen can be walked.
+ */
+static int
+ui_deploy_fake(struct ui *u)
+{
+	static const struct {
+		int pct;
+		const char *msg;
+	} ph[] = {{0, "job started (simulated)"},
+	    {12, "downloading (simulated)"}, {30, "downloading (simulated)"},
+	    {48, "downloading (simulated)"}, {60, "verifying (simulated)"},
+	    {71, "importing (simulated)"}, {77, "resizing (simulated)"},
+	    {88, "defining (simulated)"}, {94, "starting (simulated)"}};
+	size_t i;
+
+	for (i = 0; i < nitems(ph) && !ui_sig; i++) {
+		ui_deploy_progress(u, ph[i].pct, ph[i].msg);
+		usleep(600000);
+	}
+	ui_deploy_progress(u, 100, "deployed (simulated)");
+	return 0;
+}
+
+static void
+ui_deploy_fail(struct ui *u, char *err)
+{
+	free(u->derr);
+	u->derr = err;
+	u->dst = D_FAILED;
+}
+
+static void
+ui_deploy_run(struct ui *u)
+{
+	const char *sock = getenv("GVM_SETUP_VMMOD_SOCKET");
+	struct deploy_opts o = {.tmpl = GVM_HA_TEMPLATE,
+	    .name = GVM_HA_NAME,
+	    .trust_unpinned = u->trusted,
+	    .timeout_s = 1800,
+	    .progress = ui_deploy_progress,
+	    .arg = u};
+	char *err = NULL;
+	int rc;
+
+	o.sock = sock != NULL && sock[0] == '/' ? sock : GVM_VMMOD_SOCKET;
+	u->dst = D_RUNNING;
+	u->dpct = 0;
+	snprintf(u->dmsg, sizeof(u->dmsg), "asking vmmod");
+	u->top = 0;
+	ui_draw(u);
+	rc = u->dry_run ? ui_deploy_fake(u) : deploy_run(&o, &err);
+	u->want_default = true; /* other buttons now: focus Next or Skip */
+	if (rc == 0) {
+		u->dst = D_OK;
+		free(err);
+	} else
+		ui_deploy_fail(
+		    u, err != NULL ? err : xstrdup("the deploy failed"));
+	if (u->save_fd[2] != -1) /* the log, while apply's output goes there */
+		fprintf(stderr, "guardian-vm-setup: Home Assistant: %s%s\n",
+		    rc == 0 ? u->dmsg : "failed: ", rc == 0 ? "" : u->derr);
+}
+
+/* Deploy now: vmmod says whether it can and whether the image is pinned. */
+static void
+ui_deploy(struct ui *u)
+{
+	const char *sock = getenv("GVM_SETUP_VMMOD_SOCKET");
+	bool pinned = u->img.pinned;
+	char *why = NULL, *err = NULL, *msg;
+
+	if (!u->dry_run) {
+		if (deploy_template_info(sock != NULL && sock[0] == '/'
+			    ? sock
+			    : GVM_VMMOD_SOCKET,
+			GVM_HA_TEMPLATE, &pinned, &why, &err) == -1) {
+			xasprintf(&msg,
+			    "%s (is vmmod running?  Skip, and deploy it from "
+			    "the dashboard once it runs)",
+			    err);
+			free(err);
+			ui_deploy_fail(u, msg);
+			return;
+		}
+		if (why != NULL) {
+			xasprintf(&msg,
+			    "Home Assistant cannot be deployed here: %s", why);
+			free(why);
+			ui_deploy_fail(u, msg);
+			return;
+		}
+	}
+	if (!pinned && !u->trusted) {
+		u->asking_tofu = true;
+		u->tfocus = 1; /* No, unless chosen */
+		return;
+	}
+	ui_deploy_run(u);
+}
+
+static void
+ui_tofu(struct ui *u, bool yes)
+{
+	u->asking_tofu = false;
+	if (!yes) {
+		snprintf(u->flash, sizeof(u->flash),
+		    "Not deployed: no consent.  Skip, or deploy it from the "
+		    "dashboard later.");
+		return;
+	}
+	u->trusted = true;
+	ui_deploy_run(u);
+}
+
 /* ---- moving between screens ---------------------------------------- */
 
 static int
@@ -1080,6 +1337,9 @@ ui_act(struct ui *u, enum act a)
 	case ACT_QUIT:
 	case ACT_EXIT:
 		return ui_exit_code(u);
+	case ACT_DEPLOY:
+		ui_deploy(u);
+		break;
 	case ACT_INSTALL:
 		if (ui_needs_consent(u)) {
 			u->asking = true;
@@ -1131,6 +1391,37 @@ ui_key(struct ui *u, int ch)
 	int h = ui_height();
 
 	u->flash[0] = '\0';
+	if (u->asking_tofu) {
+		switch (ch) {
+		case 'y':
+		case 'Y':
+			ui_tofu(u, true);
+			break;
+		case 'n':
+		case 'N':
+			ui_tofu(u, false);
+			break;
+		case 27:
+			u->asking_tofu = false; /* back to the screen */
+			break;
+		case KEY_LEFT:
+		case KEY_RIGHT:
+		case KEY_BTAB:
+		case '\t':
+			u->tfocus = !u->tfocus;
+			break;
+		case '\n':
+		case '\r':
+		case KEY_ENTER:
+		case ' ':
+			ui_tofu(u, u->tfocus == 0);
+			break;
+		case 'q':
+		case 'Q':
+			return ui_exit_code(u);
+		}
+		return -1;
+	}
 	if (u->asking) {
 		switch (ch) {
 		case 'y':
@@ -1285,6 +1576,7 @@ ui_run(const struct facts *f, struct answers *a, const struct apply_opts *ao,
 	u.dry_run = dry_run;
 	u.shrink_given = a->shrink_pool;
 	u.sel = -1;
+	u.trusted = a->trust_unpinned == TRI_YES;
 	u.save_fd[0] = u.save_fd[1] = u.save_fd[2] = -1;
 	if (storage_scan(ao->root, &u.sl, &u.sl_err) == 0 && u.sl.n > 0) {
 		i = a->storage_dir != NULL ? storage_find(&u.sl, a->storage_dir)
@@ -1318,6 +1610,7 @@ ui_run(const struct facts *f, struct answers *a, const struct apply_opts *ao,
 		goto done;
 	}
 	set_term(scr);
+	u.tty_fd = fileno(out);
 	cbreak();
 	noecho();
 	nonl();
@@ -1331,6 +1624,8 @@ ui_run(const struct facts *f, struct answers *a, const struct apply_opts *ao,
 		ui_draw(&u);
 		do {
 			ch = getch();
+			if (ch == ERR && ui_size_sync(&u))
+				ch = KEY_RESIZE;
 		} while (ch == ERR && !ui_sig);
 		if (ui_sig) {
 			rc = UI_EXIT_INTERRUPTED;
@@ -1359,6 +1654,9 @@ done:
 	free(u.lines);
 	free(u.ss);
 	free(u.apply_err);
+	free(u.derr);
+	free(u.img_err);
+	deploy_image_free(&u.img);
 	free(u.sl_err);
 	free(u.storage_dir);
 	plan_free(u.plan);

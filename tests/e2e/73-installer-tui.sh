@@ -8,8 +8,13 @@
 #      storage choice, a resize to 100x30 (and 50x12: "too small") and back,
 #      the DHCP pool consent (Esc closes it, "No" refuses -> cannot install,
 #      back and asked again, "y" agrees), the dry-run progress, the Home
-#      Assistant screen (honest: no deploy from here; trust on first use),
-#      the summary, Exit -> status 0, session gone, the root unchanged;
+#      Assistant screen: Deploy now asks for trust-on-first-use consent (the
+#      image, its URL from the shipped template, no published checksum;
+#      Esc closes it, "No" deploys nothing, a resize redraws it), "y" runs
+#      the deploy with a progress bar -- SIMULATED in the dry run (the
+#      phases vmmod's job reports, made-up percents; no vmmod, nothing
+#      downloaded: 75-installer-deploy covers the real job) -- ending in
+#      [ ok ]; the summary, Exit -> status 0, session gone, root unchanged;
 #   2. Ctrl-C: status 130, the terminal restored (alternate screen off) and
 #      the epilogue printed, the root unchanged; the consent refused and q:
 #      status 3;
@@ -30,7 +35,7 @@ BUILD=${BUILD:-build/$(uname -m)}
 setup=$top/$BUILD/guardian-vm-setup
 data=$top/tests/data/installer
 [ -x "$setup" ] || { echo "FAIL: $setup not built"; exit 1; }
-command -v tmux >/dev/null || { echo "SKIP: no tmux"; exit 77; }
+for t in tmux jq; do command -v $t >/dev/null || { echo "SKIP: no $t"; exit 77; }; done
 unset HOOKPROBE_VM_SUPPORT GVM_STORAGE_DIR GVM_BRIDGE GVM_BRIDGE_ADDR GVM_DHCP_RANGE \
 	GVM_SHRINK_POOL GVM_CONSOLE_PORT GVM_BLOCK_PORTS GVM_DEPLOY_HA GVM_TRUST_UNPINNED GVM_VM_BLOCK \
 	TMUX
@@ -184,11 +189,49 @@ shot progress-esc "4/7 Plan"
 keys Enter
 shot progress-again "5/7 Progress"
 keys Enter
-shot deploy "6/7 Home Assistant" "Deploy Home Assistant now?" "/mnt/ssd/guardian-vms, an address from" \
-	"192.168.4.24-192.168.4.30" "cannot start" "does not pretend to" "After setup: open the dashboard" \
-	"Trust on first use" "is not pinned by a known" "GVM_TRUST_UNPINNED=yes"
+url=$(jq -r ".images.\"$(uname -m)\".url" "$top/templates/homeassistant.json")
+ver=$(jq -r ".images.\"$(uname -m)\".version" "$top/templates/homeassistant.json")
+shot deploy "6/7 Home Assistant" "Deploy Home Assistant now?" "Home Assistant OS $ver for $(uname -m)" \
+	"disk in /mnt/ssd/guardian-vms" "192.168.4.24-192.168.4.30" "DRY RUN: Deploy now" "SIMULATED" \
+	"(not pinned: you are asked first)" "[ Deploy now ]" "> Skip <"
+keys Left
+shot deploy-focus "> Deploy now <"
+keys Enter
+shot tofu "Consent needed: an image without a published checksum" \
+	"vmmod would download Home Assistant OS $ver for $(uname -m) from:" "${url:0:60}" \
+	"No SHA-256 checksum is published for it" "trust on first use" \
+	"Trust this download and deploy?  y: yes  n: no  Esc: back" "[ Yes, trust and deploy ]" "> No <"
+awk 'length > 80 { exit 1 }' "$caps/$(printf %02d $n)-tofu.txt" || bad "tofu: lines wider than 80"
+# the whole URL is on the screen, wrapped inside the box
+tr -d ' |\n' <"$caps/$(printf %02d $n)-tofu.txt" | grep -qF "$url" || bad "tofu: the image URL is not shown whole"
+# laid out again at each size: the title bar's right end is at the edge
+T resize-window -t "$sess" -x 100 -y 30
+shot tofu-100x30 "$(printf '%-83s' ' Guardian VMs setup - 6/7 Home Assistant')DRY RUN, --root" \
+	"Consent needed: an image without a published checksum" "> No <"
+T resize-window -t "$sess" -x 80 -y 24
+shot tofu-80x24 "$(printf '%-63s' ' Guardian VMs setup - 6/7 Home Assistant')DRY RUN, --root" \
+	"Consent needed: an image without a published checksum" "> No <"
+keys Escape
+gone tofu-esc "Consent needed: an image"
+shot tofu-closed "Deploy Home Assistant now?" "> Deploy now <"
+keys Enter
+shot tofu-again "Consent needed: an image without a published checksum" "> No <"
+keys Enter
+shot tofu-no "Not deployed: no consent." "> Deploy now <"
+grep -q "Deploying" "$caps/$(printf %02d $n)-tofu-no.txt" && bad "tofu-no: a deploy started without consent"
+keys Enter
+shot tofu-yes-ask "Consent needed: an image without a published checksum"
+keys Right
+shot tofu-yes-focus "> Yes, trust and deploy <"
+keys Enter
+shot deploy-progress "[ .. ] Deploying Home Assistant (simulated) ..." "downloading (simulated)" "%"
+grep -qE '\[#+\.+\] +[0-9]+% downloading' "$caps/$(printf %02d $n)-deploy-progress.txt" ||
+	bad "deploy-progress: no progress bar"
+shot deploy-done "[ ok ] Home Assistant deployed (simulated: nothing was made)" \
+	"[##############################] 100% deployed (simulated)" "> Next <"
 keys Enter
 shot summary "7/7 Summary" "Dry run: nothing was changed." "https://192.168.4.1:8080" \
+	"Home Assistant: deployed (simulated)" \
 	"https://192.168.4.1:8091" "guardian-vm-setup --uninstall --root $tmp/root" \
 	"VM addresses:  192.168.4.24-192.168.4.30" "> Exit <"
 keys Enter
@@ -265,7 +308,7 @@ shot apply-progress-top "Installing under $tmp/root" "[ ok ] 1/10 packages" "pac
 keys Escape
 shot apply-no-back "going back cannot undo it"
 keys Enter
-shot apply-deploy "6/7 Home Assistant" "/srv/guardian-vms, an address from"
+shot apply-deploy "6/7 Home Assistant" "disk in /srv/guardian-vms" "> Skip <"
 keys Enter
 shot apply-summary "VM support is installed under $tmp/root." "guardian-vm-setup --uninstall --root $tmp/root"
 keys Enter
@@ -316,5 +359,5 @@ end_session
 diff -r --no-dereference "$tmp/broken.orig" "$tmp/broken" || bad "uninstall after the failure did not restore the root"
 
 T has-session 2>/dev/null && bad "a tmux session is left on $sock"
-[ $fail = 0 ] && echo "PASS: every screen at 80x24 (resize, Esc, consent), dry run unchanged, Ctrl-C, mono, --root apply = goldens, failed step"
+[ $fail = 0 ] && echo "PASS: every screen at 80x24 (resize, Esc, consents, simulated deploy progress), dry run unchanged, Ctrl-C, mono, --root apply = goldens, failed step"
 exit $fail

@@ -332,6 +332,34 @@ START_TEST(test_facts_parse)
 }
 END_TEST
 
+/* The consent screen's facts from the shipped Home Assistant template. */
+START_TEST(test_template_image)
+{
+	struct deploy_image im;
+	char *top = test_data_path("../.."), *err = NULL;
+
+	ck_assert_int_eq(
+	    deploy_template_image(top, GVM_HA_TEMPLATE, "aarch64", &im, &err),
+	    0);
+	ck_assert_ptr_nonnull(im.url);
+	ck_assert(str_has_prefix(im.url, "https://"));
+	ck_assert_ptr_nonnull(strstr(im.url, "aarch64"));
+	ck_assert_ptr_nonnull(im.version);
+	ck_assert(!im.pinned); /* Home Assistant publishes no checksums */
+	deploy_image_free(&im);
+	ck_assert_int_eq(
+	    deploy_template_image(top, GVM_HA_TEMPLATE, "riscv64", &im, &err),
+	    -1);
+	ck_assert_ptr_nonnull(strstr(err, "no image for riscv64"));
+	ck_assert_ptr_null(im.url);
+	ck_assert_int_eq(
+	    deploy_template_image(top, "no-such", "aarch64", &im, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "templates/no-such.json"));
+	free(err);
+	free(top);
+}
+END_TEST
+
 Suite *
 suite_plan(void)
 {
@@ -344,6 +372,7 @@ suite_plan(void)
 	tcase_add_test(tc, test_plan_standalone);
 	tcase_add_test(tc, test_facts_parse);
 	tcase_add_test(tc, test_guardian_edits);
+	tcase_add_test(tc, test_template_image);
 	suite_add_tcase(s, tc);
 	return s;
 }
