@@ -22,8 +22,9 @@
 /*
  * Whether finding S verbatim in the XML proves it went in unescaped.  Its
  * escaped form holds S itself when S's '&'s all start entities ("x&amp;"
- * escapes to "x&amp;amp;"), so a '&' counts only when no letter or '#'
- * follows it; a '<' always counts (escaped text has none).
+ * escapes to "x&amp;amp;") or ends S ("x&" is in "x&amp;"), so a '&'
+ * counts only when a byte other than a letter or '#' follows it; a '<'
+ * always counts (escaped text has none).
  */
 static bool
 checkable(const char *s)
@@ -35,7 +36,8 @@ checkable(const char *s)
 	if (strchr(s, '<') != NULL)
 		return true;
 	for (p = strchr(s, '&'); p != NULL; p = strchr(p + 1, '&'))
-		if (!isalpha((unsigned char)p[1]) && p[1] != '#')
+		if (p[1] != '\0' && !isalpha((unsigned char)p[1]) &&
+		    p[1] != '#')
 			return true;
 	return false;
 }
