@@ -133,7 +133,11 @@ name_of(struct pci_access *a, char *buf, size_t size, int flags, ...)
 	x = va_arg(ap, int);
 	y = va_arg(ap, int);
 	va_end(ap);
-	s = pci_lookup_name(a, buf, size, flags | PCI_LOOKUP_NO_NUMBERS, x, y);
+	/* pci.ids only: udev's hwdb would name what the file leaves out (host-
+	 * dependent), and libpci 3.9 leaks a udev context per lookup on a
+	 * host without hwdb.bin (fuzz_devices found it) */
+	s = pci_lookup_name(a, buf, size,
+	    flags | PCI_LOOKUP_NO_NUMBERS | PCI_LOOKUP_NO_HWDB, x, y);
 	if (s == NULL)
 		buf[0] = '\0';
 	else if (s != buf)
@@ -478,13 +482,16 @@ accel_match(json_object *rules, const struct pdev *p)
 	for (i = 0; i < json_object_array_length(pci); i++) {
 		r = json_object_array_get_idx(pci, i);
 		if (!json_object_object_get_ex(r, "vendor_id", &x) ||
+		    !json_object_is_type(x, json_type_string) ||
 		    strcasecmp(json_object_get_string(x), vid) != 0)
 			continue;
 		if (json_object_object_get_ex(r, "classes", &x) &&
 		    !str_in(x, cls))
 			continue;
+		/* a device_ids that is no array matches nothing */
 		ids_any = !json_object_object_get_ex(r, "device_ids", &x) ||
-		    json_object_array_length(x) == 0;
+		    (json_object_is_type(x, json_type_array) &&
+			json_object_array_length(x) == 0);
 		if (ids_any || str_in(x, did))
 			return r;
 	}
@@ -684,7 +691,8 @@ pci_ai_acceleration_json(json_object *usb)
 	pthread_mutex_lock(&pci_lock);
 	rules = accel_load();
 	pthread_mutex_unlock(&pci_lock);
-	if (rules != NULL && json_object_object_get_ex(rules, "usb", &urules))
+	if (rules != NULL && json_object_object_get_ex(rules, "usb", &urules) &&
+	    json_object_is_type(urules, json_type_array))
 		for (i = 0; i < json_object_array_length(urules); i++) {
 			x = json_object_array_get_idx(urules, i);
 			c = json_object_new_object();
