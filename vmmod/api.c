@@ -1059,11 +1059,26 @@ static unsigned long metric_req[NSLOTS][NCODES];
 static unsigned long metric_hist[NSLOTS][NBUCKETS + 1];
 static unsigned long metric_sum_us[NSLOTS];
 static unsigned long metric_total;
+/* vmmod.c's trim: told once when requests start after a quiet spell */
+static void (*burst_hook)(void);
+static bool burst_on;
 
 unsigned long
 api_requests_total(void)
 {
 	return __atomic_load_n(&metric_total, __ATOMIC_RELAXED);
+}
+
+void
+api_set_burst_hook(void (*fn)(void))
+{
+	burst_hook = fn;
+}
+
+void
+api_burst_end(void)
+{
+	__atomic_store_n(&burst_on, false, __ATOMIC_RELEASE);
 }
 
 void
@@ -1079,6 +1094,9 @@ api_metrics_observe(int route, int status, double seconds)
 			break;
 	__atomic_fetch_add(&metric_req[r][c], 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&metric_total, 1, __ATOMIC_RELAXED);
+	if (burst_hook != NULL &&
+	    !__atomic_exchange_n(&burst_on, true, __ATOMIC_ACQ_REL))
+		burst_hook();
 	__atomic_fetch_add(&metric_hist[r][b], 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&metric_sum_us[r],
 	    (unsigned long)llround(seconds * 1e6), __ATOMIC_RELAXED);

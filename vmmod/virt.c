@@ -222,6 +222,8 @@ on_close(virConnectPtr c, int reason, void *opaque)
 static void *
 event_main(void *arg)
 {
+	/* named for bench/run.sh: it wakes for libvirtd's keepalive pings */
+	pthread_setname_np(pthread_self(), "libvirt-events");
 	while (!__atomic_load_n(&quit, __ATOMIC_ACQUIRE))
 		if (virEventRunDefaultImpl() < 0)
 			log_warnx("%s: %s", __func__, last_error());

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,22 +134,19 @@ host_arch(void)
  * After a burst of requests, hand the freed memory back.  Requests of many
  * threads leave free chunks scattered over malloc's second arena, which
  * the trim threshold alone never returns (only the top of a heap is
- * trimmed); malloc_trim(0) releases every free page.  Runs on the main
- * thread's tick, once when a tick saw requests and the next saw none, so a
- * steady load never pays for it and an idle daemon never calls it.
+ * trimmed); malloc_trim(0) releases every free page.  The first request
+ * after a quiet spell sends the main thread SIGUSR2 (api.c's burst hook);
+ * from then on it looks every 5 s, and on the first tick that saw no
+ * request it trims and goes back to waiting without a timeout.  An idle
+ * daemon never wakes for it; a steady load costs one signal per 5 s.
  */
 static const struct timespec trim_tick = {5, 0};
+static pthread_t main_tid;
 
 static void
-trim_after_burst(void)
+burst_started(void)
 {
-	static unsigned long seen, before;
-	unsigned long now = api_requests_total();
-
-	if (now == seen && seen != before)
-		malloc_trim(0);
-	before = seen;
-	seen = now;
+	pthread_kill(main_tid, SIGUSR2);
 }
 
 /*
@@ -214,6 +212,8 @@ main(int argc, char *argv[])
 	const struct vm_backend *backend;
 	bool explicit_file = false, check_only = false;
 	int ch, debug = 0, sig, rc = 0;
+	unsigned long seen = 0;
+	bool ticking = false;
 	sigset_t set;
 
 	/*
@@ -292,7 +292,10 @@ main(int argc, char *argv[])
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR2); /* requests started: trim after them */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	main_tid = pthread_self();
+	api_set_burst_hook(burst_started);
 	signal(SIGPIPE, SIG_IGN);
 
 	memset(&host, 0, sizeof(host));
@@ -380,9 +383,23 @@ main(int argc, char *argv[])
 	    "vmmod %s ready (%s, %s)", VMMOD_VERSION, host.arch, host.accel);
 
 	for (;;) {
-		if ((sig = sigtimedwait(&set, NULL, &trim_tick)) == -1) {
-			if (errno == EAGAIN)
-				trim_after_burst();
+		sig = sigtimedwait(&set, NULL, ticking ? &trim_tick : NULL);
+		if (sig == -1) {
+			if (errno != EAGAIN)
+				continue;
+			/* a tick: trim once the requests have stopped */
+			api_burst_end();
+			if (api_requests_total() == seen) {
+				malloc_trim(0);
+				ticking = false;
+			}
+			seen = api_requests_total();
+			continue;
+		}
+		if (sig == SIGUSR2) {
+			if (!ticking)
+				seen = api_requests_total();
+			ticking = true;
 			continue;
 		}
 		if (sig != SIGHUP)

@@ -618,6 +618,9 @@ int api_body_parse(const char *ctype, const char *body, size_t len,
     json_object **objp, struct api_error *);
 void api_metrics_observe(int route, int status, double seconds);
 unsigned long api_requests_total(void); /* every answered request */
+/* FN runs on the first request after api_burst_end (or ever) */
+void api_set_burst_hook(void (*fn)(void));
+void api_burst_end(void);
 char *api_metrics_text(const unsigned counts[VS_STARTING + 1],
     unsigned long reconnects, unsigned sse_clients);
 
