@@ -31,6 +31,7 @@ fuzz_what() {
 	fuzz_console) echo "console websocket frames and messages (wslay + console_msg_parse)" ;;
 	fuzz_domparse) echo "libvirt domain XML read back (facts, disks, USB device tree)" ;;
 	fuzz_domxml) echo "VM specs turned into domain XML" ;;
+	fuzz_devices) echo "USB/PCI device-tree readers (known-USB file, hostdev XML, a fake sysfs)" ;;
 	fuzz_leases) echo "dnsmasq lease files and reservation files" ;;
 	*) echo "$1 inputs" ;;
 	esac
