@@ -250,7 +250,9 @@ virsh -q destroy "$sse_vm" >/dev/null 2>&1 # in case a round broke off
 
 # ---- 4. idle: CPU and wake-ups while nobody watches ------------------------
 say "idle for ${idle_s}s: CPU and wake-ups of vmmod"
-sleep 2 # let the SSE stream's teardown settle
+# let the SSE stream's teardown settle and vmmod's one trim tick after the
+# last request (at most 10 s later) pass: what follows counts what recurs
+sleep 12
 hz=$(getconf CLK_TCK)
 thread_switches "$vmmod_pid" | sort -n >"$out/sw0.txt"
 c0=$(cpu_ticks "$vmmod_pid")
