@@ -95,7 +95,8 @@ api() {
 	curl -sS --max-time 20 "${conn[@]}" -o "$d/out" -D "$d/hdr" \
 		-w '%{http_code}' -X "$m" "${data[@]}" "$@" "$base$p"
 }
-jqe() { jq -e "$@" >/dev/null; }
+# jq 1.6 -e passes on empty input: an empty answer must fail the check
+jqe() { [ -s "${*: -1}" ] && jq -e "$@" >/dev/null; }
 code() { jq -r .code "$d/out" 2>/dev/null; }
 field() { jq -r "$1" "$d/out" 2>/dev/null; }
 expect() { # expect STATUS CODE METHOD PATH [BODY] [CURL-ARGS...]
@@ -110,7 +111,7 @@ expect() { # expect STATUS CODE METHOD PATH [BODY] [CURL-ARGS...]
 	fi
 }
 # error bodies: exactly {"error": string, "code": string}
-is_error_body() { jq -e 'keys == ["code","error"] and (.error|type) == "string"' "$d/out" >/dev/null; }
+is_error_body() { [ -s "$d/out" ] && jq -e 'keys == ["code","error"] and (.error|type) == "string"' "$d/out" >/dev/null; }
 
 for _ in $(seq 100); do
 	[ -S "$d/vmmod.sock" ] && [ "$(api GET /api/vms/status '' 2>/dev/null)" = 200 ] &&
@@ -188,7 +189,7 @@ expect 200 - POST /api/vms/ubuntu22.04/start
 echo "     (start answered after $((($(date +%s%N) - t0) / 1000000)) ms)"
 check "start answers success and the VM" jqe '.success == true and .vm.name == "ubuntu22.04" and (.message | type == "string")' "$d/out"
 running_event() { grep -A1 '^event: vm' "$d/sse" | grep '^data: ' | sed 's/^data: //' |
-	jqe -s 'map(select(.name == "ubuntu22.04" and .state == "running")) | length > 0' >/dev/null 2>&1; }
+	jq -e -s 'map(select(.name == "ubuntu22.04" and .state == "running")) | length > 0' >/dev/null 2>&1; }
 for _ in $(seq 100); do running_event && break; sleep 0.1; done
 ms=$((($(date +%s%N) - t0) / 1000000))
 check "SSE client got event: vm with state running (${ms} ms)" running_event

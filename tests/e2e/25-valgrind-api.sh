@@ -85,7 +85,7 @@ expect() { # expect STATUS METHOD PATH [BODY]
 # answers 503 libvirtd_down until then).
 for _ in $(seq 600); do
 	[ -S "$d/vmmod.sock" ] && [ "$(api GET /api/vms/status 2>/dev/null)" = 200 ] &&
-		jq -e '.libvirtd_running == true' "$d/out" >/dev/null 2>&1 && break
+		[ -s "$d/out" ] && jq -e '.libvirtd_running == true' "$d/out" >/dev/null 2>&1 && break
 	kill -0 "$vg_pid" 2>/dev/null || break
 	sleep 0.1
 done

@@ -170,7 +170,8 @@ api() { # api METHOD PATH [BODY]: prints the status; body in $d/out
 		-X "$1" "${data[@]}" "http://vmmod$2" 2>/dev/null
 }
 field() { jq -r "$1" "$d/out" 2>/dev/null; }
-jqe() { jq -e "$@" >/dev/null; }
+# jq 1.6 -e passes on empty input: an empty answer must fail the check
+jqe() { [ -s "${*: -1}" ] && jq -e "$@" >/dev/null; }
 expect() { # expect STATUS CODE METHOD PATH [BODY]
 	local want=$1 wcode=$2 got
 	shift 2

@@ -97,7 +97,8 @@ api() { # api METHOD PATH [BODY]: prints the status; body in $d/out
 		-X "$1" "${data[@]}" "http://vmmod$2" 2>/dev/null
 }
 field() { jq -r "$1" "$d/out" 2>/dev/null; }
-jqe() { jq -e "$@" >/dev/null; }
+# jq 1.6 -e passes on empty input: an empty answer must fail the check
+jqe() { [ -s "${*: -1}" ] && jq -e "$@" >/dev/null; }
 start_vmmod() { # start_vmmod ARCH
 	rm -f "$d/vmmod.sock"
 	VMMOD_ARCH=$1 "$vmmod" -d -f "$d/vmmod.conf" --uri qemu:///system \

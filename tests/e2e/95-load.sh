@@ -94,7 +94,7 @@ done
 
 # ------------------------------------------------------------ vmmod
 start_vmmod() { # NAME PORT PER_IP: starts vmmod, sets $started_pid
-	local n=$1 port=$2 per_ip=$3
+	local n=$1 port=$2 per_ip=$3 st
 	mkdir -p "$d/$n/resv"
 	cat >"$d/$n/vmmod.conf" <<EOF
 socket_group =
@@ -110,9 +110,9 @@ EOF
 		--token-file "$d/$n/token" --data-dir "$d/$n" >"$d/$n.log" 2>&1 &
 	started_pid=$!
 	for _ in $(seq 300); do
-		[ -S "$d/$n/vmmod.sock" ] &&
-			curl -sS --max-time 5 --unix-socket "$d/$n/vmmod.sock" http://vmmod/api/vms/status 2>/dev/null |
-			jq -e ".libvirtd_running and .vm_count == $nvms" >/dev/null 2>&1 && return 0
+		# (jq 1.6 -e passes on empty input: the answer must not be empty)
+		st=$(curl -sS --max-time 5 --unix-socket "$d/$n/vmmod.sock" http://vmmod/api/vms/status 2>/dev/null) &&
+			[ -n "$st" ] && jq -e ".libvirtd_running and .vm_count == $nvms" <<<"$st" >/dev/null 2>&1 && return 0
 		kill -0 "$started_pid" 2>/dev/null || return 1
 		sleep 0.1
 	done
