@@ -58,6 +58,25 @@ facts_exists(const char *root, const char *path, mode_t type)
 	return ok;
 }
 
+/*
+ * NetworkManager manages this host: it runs (its runtime directory
+ * /run/NetworkManager) or it is enabled at boot (the wants link, looked at
+ * with lstat: its target is absolute, and under --root it would name the
+ * host's file).  Raspberry Pi OS Bookworm: enabled and running.
+ */
+static bool
+facts_nm(const char *root)
+{
+	char *p = facts_path(root,
+	    "/etc/systemd/system/multi-user.target.wants/"
+	    "NetworkManager.service");
+	struct stat st;
+	bool ok = lstat(p, &st) == 0;
+
+	free(p);
+	return ok || facts_exists(root, "/run/NetworkManager", S_IFDIR);
+}
+
 /* Copies VALUE (unquoted, up to a blank or '#') into buf. */
 static void
 facts_value(const char *v, char *buf, size_t len)
@@ -268,6 +287,8 @@ facts_read(const char *root, const char *storage_dir, struct facts *f)
 		"systemd-networkd.service",
 		0))
 		f->netcfg = NETCFG_NETWORKD;
+	else if (facts_nm(root))
+		f->netcfg = NETCFG_NM;
 	else if (facts_exists(root, "/etc/network/interfaces", S_IFREG))
 		f->netcfg = NETCFG_IFUPDOWN;
 	if ((text = facts_read_text(root, GVM_VMMOD_CONF)) != NULL) {

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uuid/uuid.h>
+
 #include "common.h"
 #include "setup.h"
 
@@ -293,6 +295,48 @@ gen_ifupdown(const struct plan *p)
 	    "\tbridge_stp off\n"
 	    "\tbridge_fd 0\n",
 	    p->bridge, p->bridge, net);
+	free(net);
+	return s;
+}
+
+/*
+ * The namespace of the keyfile's name-based UUID (RFC 4122 version 5): a
+ * fixed random UUID of guardian-vm-setup's own, so the bridge name alone
+ * gives the uuid and a re-run writes the same bytes.
+ */
+static const char gen_nm_namespace[] = "5b0e4f57-3c6a-4d0e-9a51-2f7c8e1d6b93";
+
+char *
+gen_nm_keyfile(const struct plan *p)
+{
+	char *s = NULL, *net = plan_net_format(&p->net), id[UUID_STR_LEN];
+	uuid_t ns, u;
+
+	if (uuid_parse(gen_nm_namespace, ns) == -1)
+		fatalx("gen_nm_keyfile: bad namespace uuid");
+	uuid_generate_sha1(u, ns, p->bridge, strlen(p->bridge));
+	uuid_unparse_lower(u, id);
+	gen_cat(&s,
+	    "# Written by guardian-vm-setup(8), removed by --uninstall: the "
+	    "VM bridge,\n"
+	    "# no ports.  NetworkManager creates it at boot.\n"
+	    "[connection]\n"
+	    "id=guardian-vms-%s\n"
+	    "uuid=%s\n"
+	    "type=bridge\n"
+	    "interface-name=%s\n"
+	    "autoconnect=true\n"
+	    "\n"
+	    "[bridge]\n"
+	    "stp=false\n"
+	    "\n"
+	    "[ipv4]\n"
+	    "method=manual\n"
+	    "address1=%s\n"
+	    "\n"
+	    "[ipv6]\n"
+	    "method=disabled\n",
+	    p->bridge, id, p->bridge, net);
 	free(net);
 	return s;
 }

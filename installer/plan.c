@@ -759,6 +759,21 @@ plan_build(const struct facts *f, const struct answers *a)
 		    p->bridge, self, p->net.prefix);
 		if (p->guardian) {
 			/* Guardian persists its br0 itself */
+		} else if (p->netcfg == NETCFG_NM) {
+			/*
+			 * Only the keyfile: NetworkManager reads it at the
+			 * next boot.  No reload now, so NM never takes over
+			 * the live bridge while the user is connected.
+			 */
+			xasprintf(
+			    &t, GVM_NM_CONNDIR "/%s.nmconnection", p->bridge);
+			c = step_change(s, CH_FILE, t,
+			    "write %s (mode 0600): NetworkManager keyfile "
+			    "(persists the bridge; read at the next boot)",
+			    t);
+			c->content = gen_nm_keyfile(p);
+			c->mode = 0600;
+			free(t);
 		} else if (p->netcfg == NETCFG_IFUPDOWN) {
 			xasprintf(
 			    &t, "/etc/network/interfaces.d/%s", p->bridge);
@@ -778,9 +793,10 @@ plan_build(const struct facts *f, const struct answers *a)
 			free(t);
 			if (p->netcfg != NETCFG_NETWORKD)
 				plan_note(p,
-				    "systemd-networkd is not enabled "
-				    "here: enable it, or %s is not recreated "
-				    "after a reboot",
+				    "neither systemd-networkd nor "
+				    "NetworkManager nor ifupdown is enabled "
+				    "here: enable systemd-networkd, or %s is "
+				    "not recreated after a reboot",
 				    p->bridge);
 		}
 	} else

@@ -173,7 +173,7 @@ int plan_vm_block(const struct ip4net *, const struct ip4range *pool,
     const struct ip4range *prev, struct vm_block *, char **errp);
 
 enum gvm_arch { ARCH_OTHER = 0, ARCH_X86_64, ARCH_ARM64 };
-enum netcfg { NETCFG_NONE = 0, NETCFG_NETWORKD, NETCFG_IFUPDOWN };
+enum netcfg { NETCFG_NONE = 0, NETCFG_NETWORKD, NETCFG_IFUPDOWN, NETCFG_NM };
 /* What the host looks like; filled by facts.c, or by tests. */
 struct facts {
 	enum gvm_arch arch;
@@ -296,6 +296,10 @@ char *gen_libvirtd_dropin(const struct plan *);
 char *gen_networkd_netdev(const struct plan *);
 char *gen_networkd_network(const struct plan *);
 char *gen_ifupdown(const struct plan *);
+/* NetworkManager keyfile (mode 0600: NM ignores others'); its uuid is a
+ * name-based (SHA-1) UUID of the bridge name, the same on every run. */
+#define GVM_NM_CONNDIR "/etc/NetworkManager/system-connections"
+char *gen_nm_keyfile(const struct plan *);
 
 /*
  * guardian.c (pure): the Guardian integration's edits of Guardian's

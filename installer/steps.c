@@ -168,7 +168,7 @@ do_file(struct run *r, const struct change *c, char **errp)
 {
 	char *full = rooted(r, c->path), *cur, *want, *dir, *back;
 	struct stat st;
-	int mode = c->mode, rc = -1;
+	int mode = c->mode, prev_mode, rc = -1;
 
 	cur = read_file(full, 16 << 20, NULL);
 	if (cur == NULL && errno != ENOENT) {
@@ -178,6 +178,10 @@ do_file(struct run *r, const struct change *c, char **errp)
 	}
 	if (cur != NULL && stat(full, &st) == 0)
 		mode = st.st_mode & 07777;
+	prev_mode = mode;
+	/* A private file (NetworkManager's keyfile) stays private. */
+	if ((c->mode & 077) == 0)
+		mode &= ~077;
 	if (c->src != NULL) {
 		if ((want = read_file(c->src, 16 << 20, NULL)) == NULL) {
 			st_err(errp, "%s: %s (make install puts it there)",
@@ -203,7 +207,7 @@ do_file(struct run *r, const struct change *c, char **errp)
 		    full);
 		goto done;
 	}
-	if (cur != NULL && strcmp(cur, want) == 0) {
+	if (cur != NULL && strcmp(cur, want) == 0 && mode == prev_mode) {
 		say(r, -1, "%s: already as planned", c->path);
 		rc = 0;
 		goto done;
@@ -215,7 +219,7 @@ do_file(struct run *r, const struct change *c, char **errp)
 	}
 	free(dir);
 	rebase_guardian(r, c, cur);
-	manifest_file(r->m, c->path, cur, mode, want, c->guardian_file);
+	manifest_file(r->m, c->path, cur, prev_mode, want, c->guardian_file);
 	r->changed++;
 	if (save(r, errp) == -1)
 		goto done;

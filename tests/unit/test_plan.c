@@ -4,9 +4,14 @@
  * pool, no room, pool already shrunk, a kept block), and whole plans with
  * every generated file against golden files in tests/data/installer.
  */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "setup.h"
@@ -226,6 +231,9 @@ START_TEST(test_plan_standalone)
 	free(a.dhcp_range);
 	a.dhcp_range = NULL;
 	check_plan("standalone-ifupdown", &f, &a, 0);
+	/* Raspberry Pi OS Bookworm: NetworkManager, a 0600 keyfile */
+	f.netcfg = NETCFG_NM;
+	check_plan("standalone-nm", &f, &a, 0);
 	/* A bridge already there with another address than answered. */
 	f.bridge_exists = true;
 	strcpy(f.bridge_addr, "10.30.0.1/24");
@@ -360,6 +368,155 @@ START_TEST(test_template_image)
 }
 END_TEST
 
+/* A file (or, with TARGET, a symlink) under ROOT, parents made. */
+static void
+stage(const char *root, const char *rel, const char *target)
+{
+	char *p, *k;
+
+	xasprintf(&p, "%s/%s", root, rel);
+	for (k = p + strlen(root) + 1; (k = strchr(k, '/')) != NULL; k++) {
+		*k = '\0';
+		ck_assert(mkdir(p, 0755) == 0 || errno == EEXIST);
+		*k = '/';
+	}
+	if (target != NULL)
+		ck_assert_int_eq(symlink(target, p), 0);
+	else
+		ck_assert_int_eq(write_file_atomic(p, "x\n", 2, 0644), 0);
+	free(p);
+}
+
+static void
+unstage(const char *root, const char *rel)
+{
+	char *p;
+
+	xasprintf(&p, "%s/%s", root, rel);
+	ck_assert(unlink(p) == 0 || rmdir(p) == 0);
+	free(p);
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+#define WANTS "etc/systemd/system/multi-user.target.wants/"
+
+/* How a new bridge is persisted: networkd, then NetworkManager, ifupdown. */
+START_TEST(test_facts_netcfg)
+{
+	char root[] = "/tmp/gvm-facts-XXXXXX", *p;
+	struct facts f;
+
+	ck_assert_ptr_nonnull(mkdtemp(root));
+	ck_assert_int_eq(facts_read(root, NULL, &f), 0);
+	ck_assert_int_eq(f.netcfg, NETCFG_NONE);
+	stage(root, "etc/network/interfaces", NULL);
+	ck_assert_int_eq(facts_read(root, NULL, &f), 0);
+	ck_assert_int_eq(f.netcfg, NETCFG_IFUPDOWN);
+	/* enabled: the link's absolute target is not under ROOT */
+	stage(root, WANTS "NetworkManager.service",
+	    "/lib/systemd/system/NetworkManager.service");
+	ck_assert_int_eq(facts_read(root, NULL, &f), 0);
+	ck_assert_int_eq(f.netcfg, NETCFG_NM);
+	unstage(root, WANTS "NetworkManager.service");
+	ck_assert_int_eq(facts_read(root, NULL, &f), 0);
+	ck_assert_int_eq(f.netcfg, NETCFG_IFUPDOWN);
+	/* running */
+	xasprintf(&p, "%s/run", root);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	free(p);
+	xasprintf(&p, "%s/run/NetworkManager", root);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	free(p);
+	ck_assert_int_eq(facts_read(root, NULL, &f), 0);
+	ck_assert_int_eq(f.netcfg, NETCFG_NM);
+	stage(root, WANTS "systemd-networkd.service", NULL);
+	ck_assert_int_eq(facts_read(root, NULL, &f), 0);
+	ck_assert_int_eq(f.netcfg, NETCFG_NETWORKD);
+
+	unstage(root, WANTS "systemd-networkd.service");
+	unstage(root, WANTS);
+	unstage(root, "etc/systemd/system");
+	unstage(root, "etc/systemd");
+	unstage(root, "etc/network/interfaces");
+	unstage(root, "etc/network");
+	unstage(root, "etc");
+	unstage(root, "run/NetworkManager");
+	unstage(root, "run");
+	ck_assert_int_eq(rmdir(root), 0);
+}
+END_TEST
+
+/*
+ * The keyfile written under --root: mode 0600 (a looser file already there
+ * is tightened), identical bytes on a re-run, in the manifest, and removed
+ * exactly by --uninstall.
+ */
+START_TEST(test_nm_keyfile_apply)
+{
+	char root[] = "/tmp/gvm-nm-XXXXXX", *err = NULL, *path, *text;
+	const char *rel = "etc/NetworkManager/system-connections/"
+			  "br0.nmconnection";
+	struct facts f;
+	struct answers a;
+	struct plan *p;
+	struct manifest *m;
+	struct apply_opts o;
+	struct stat st;
+
+	ck_assert_ptr_nonnull(mkdtemp(root));
+	memset(&f, 0, sizeof(f));
+	f.arch = ARCH_X86_64;
+	strcpy(f.machine, "x86_64");
+	f.ram_mb = 16000;
+	f.netcfg = NETCFG_NM;
+	strcpy(f.datadir, GVM_DATADIR);
+	answers_init(&a);
+	a.bridge_addr = xstrdup("10.20.0.1/24");
+	p = plan_build(&f, &a);
+	ck_assert_int_eq(p->verdict, 0);
+	ck_assert_int_eq(plan_only(p, "bridge"), 0);
+	memset(&o, 0, sizeof(o));
+	o.root = root;
+	o.files_only = true;
+	o.skip_apt = true;
+	m = manifest_new();
+	ck_assert_msg(steps_apply(p, m, &o, &err) == 0, "%s", err);
+	xasprintf(&path, "%s/%s", root, rel);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0600);
+	text = read_file(path, 1 << 20, NULL);
+	ck_assert(golden_check(
+	    "installer/standalone-nm.etc_NetworkManager_system-connections_"
+	    "br0.nmconnection",
+	    text));
+	free(text);
+	ck_assert_int_ge(manifest_find(m, "file",
+			     "/"
+			     "etc/NetworkManager/"
+			     "system-connections/br0.nmconnection"),
+	    0);
+	/* made readable by others: the re-run makes it private again */
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	ck_assert_msg(steps_apply(p, m, &o, &err) == 0, "%s", err);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0600);
+	ck_assert_msg(steps_uninstall(m, &o, &err) == 0, "%s", err);
+	ck_assert_int_eq(stat(path, &st), -1);
+	free(path);
+	manifest_free(m);
+	plan_free(p);
+	answers_clear(&a);
+	ck_assert_int_eq(nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+END_TEST
+
 Suite *
 suite_plan(void)
 {
@@ -371,6 +528,8 @@ suite_plan(void)
 	tcase_add_test(tc, test_plan_guardian);
 	tcase_add_test(tc, test_plan_standalone);
 	tcase_add_test(tc, test_facts_parse);
+	tcase_add_test(tc, test_facts_netcfg);
+	tcase_add_test(tc, test_nm_keyfile_apply);
 	tcase_add_test(tc, test_guardian_edits);
 	tcase_add_test(tc, test_template_image);
 	suite_add_tcase(s, tc);
