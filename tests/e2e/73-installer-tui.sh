@@ -26,8 +26,8 @@
 #   5. a step that fails (a file where /etc/vmmod should be): [FAIL] on the
 #      progress screen, the summary says so, status 1, --uninstall restores.
 # Each capture is kept in build/tui-captures/NN-name.txt.  tmux runs on a
-# private socket (-L gvm-tui-PID); every session made here is killed by
-# name.  Runs inside tests/sandbox.sh, or by hand: tests/e2e/73-installer-tui.sh
+# private socket in the run's temp directory; every session made here is
+# killed by name.  Runs inside tests/sandbox.sh, or by hand: tests/e2e/73-installer-tui.sh
 set -eu
 top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$top"
@@ -46,9 +46,11 @@ tmp=$(mktemp -d /tmp/gvm-tui.XXXXXX)
 caps=$top/build/tui-captures
 rm -rf "$caps"
 mkdir -p "$caps"
-sock=gvm-tui-$$
+# a socket in this run's own directory: -L gvm-tui-$$ could meet a stale
+# socket of an earlier run, since PIDs repeat in the sandbox's namespace
+sock=$tmp/tmux.sock
 sess=""
-T() { tmux -L "$sock" -f /dev/null "$@"; }
+T() { tmux -S "$sock" -f /dev/null "$@"; }
 end_session() {
 	[ -n "$sess" ] || return 0
 	T kill-session -t "$sess" 2>/dev/null || true
