@@ -170,8 +170,6 @@ api() { # api METHOD PATH [BODY]: prints the status; body in $d/out
 		-X "$1" "${data[@]}" "http://vmmod$2" 2>/dev/null
 }
 field() { jq -r "$1" "$d/out" 2>/dev/null; }
-# jq 1.6 -e passes on empty input: an empty answer must fail the check
-jqe() { [ -s "${*: -1}" ] && jq -e "$@" >/dev/null; }
 expect() { # expect STATUS CODE METHOD PATH [BODY]
 	local want=$1 wcode=$2 got
 	shift 2
@@ -182,27 +180,7 @@ expect() { # expect STATUS CODE METHOD PATH [BODY]
 		bad "$1 $2 -> $got $(field .code) (want $want $wcode): $(head -c 300 "$d/out")"
 	fi
 }
-# wait_job ID STATE...: polls GET /api/jobs/ID until its state is one of STATE
-wait_job() {
-	local id=$1 st end=$((SECONDS + timeout))
-	shift
-	while [ $SECONDS -lt $end ]; do
-		api GET "/api/jobs/$id" >/dev/null
-		st=$(field .state)
-		for w in "$@"; do [ "$st" = "$w" ] && return 0; done
-		sleep 0.2
-	done
-	echo "     job $id: state '$st' phase '$(field .phase)' error '$(field .error)'"
-	return 1
-}
-create() { # create BODY: POST, expects 202, sets $job
-	job=""
-	local got
-	got=$(api POST /api/vms/create "$1")
-	if [ "$got" = 202 ]; then job=$(field .id); else
-		echo "     create -> $got: $(head -c 300 "$d/out")"
-	fi
-}
+. "$top/tests/e2e/lib/jobs.sh" # wait_job, create, jqe
 # nothing_left NAME: no domain, no pool volume, no reservation of NAME
 nothing_left() {
 	local n=$1

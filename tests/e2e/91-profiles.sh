@@ -97,8 +97,6 @@ api() { # api METHOD PATH [BODY]: prints the status; body in $d/out
 		-X "$1" "${data[@]}" "http://vmmod$2" 2>/dev/null
 }
 field() { jq -r "$1" "$d/out" 2>/dev/null; }
-# jq 1.6 -e passes on empty input: an empty answer must fail the check
-jqe() { [ -s "${*: -1}" ] && jq -e "$@" >/dev/null; }
 start_vmmod() { # start_vmmod ARCH
 	rm -f "$d/vmmod.sock"
 	VMMOD_ARCH=$1 "$vmmod" -d -f "$d/vmmod.conf" --uri qemu:///system \
@@ -128,26 +126,7 @@ expect() {
 		bad "$4 -> $got $(head -c 300 "$d/out") (want $want $wcode /$re/)"
 	fi
 }
-wait_job() { # wait_job ID STATE...
-	local id=$1 st end=$((SECONDS + timeout))
-	shift
-	while [ $SECONDS -lt $end ]; do
-		api GET "/api/jobs/$id" >/dev/null
-		st=$(field .state)
-		for w in "$@"; do [ "$st" = "$w" ] && return 0; done
-		sleep 0.2
-	done
-	echo "     job $id: state '$st' phase '$(field .phase)' error '$(field .error)'"
-	return 1
-}
-create() { # create BODY: POST, expects 202, sets $job
-	job=""
-	local got
-	got=$(api POST /api/vms/create "$1")
-	if [ "$got" = 202 ]; then job=$(field .id); else
-		echo "     create -> $got: $(head -c 300 "$d/out")"
-	fi
-}
+. "$top/tests/e2e/lib/jobs.sh" # wait_job, create, jqe
 serial() { # serial NAME: records the guest's serial console into $d/NAME.serial
 	script -qfec "virsh console --force $1" /dev/null </dev/null >"$d/$1.serial" 2>&1 &
 	cons_pids+=($!)

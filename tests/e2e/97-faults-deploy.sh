@@ -119,8 +119,6 @@ api() { # api METHOD PATH [BODY]: prints the status; body in $d/out
 		-X "$1" "${data[@]}" "http://vmmod$2" 2>/dev/null
 }
 field() { jq -r "$1" "$d/out" 2>/dev/null; }
-# jqe JQ-ARGS... FILE (jq 1.6 -e passes on an empty input: a file is required)
-jqe() { [ -s "${*: -1}" ] && jq -e "$@" >/dev/null; }
 start_vmmod() {
 	"$vmmod" -d -f "$d/vmmod.conf" --uri qemu:///system --accel tcg \
 		--socket "$d/vmmod.sock" --token-file "$d/token" \
@@ -135,26 +133,7 @@ start_vmmod() {
 }
 # alive: vmmod still runs and GET /api/vms answers 200
 alive() { kill -0 "$vmmod_pid" 2>/dev/null && [ "$(api GET /api/vms)" = 200 ]; }
-wait_job() { # wait_job ID STATE...
-	local id=$1 st end=$((SECONDS + timeout))
-	shift
-	while [ $SECONDS -lt $end ]; do
-		api GET "/api/jobs/$id" >/dev/null
-		st=$(field .state)
-		for w in "$@"; do [ "$st" = "$w" ] && return 0; done
-		sleep 0.2
-	done
-	echo "     job $id: state '$st' phase '$(field .phase)' error '$(field .error)'"
-	return 1
-}
-create() { # create BODY: POST, expects 202, sets $job
-	job=""
-	local got
-	got=$(api POST /api/vms/create "$1")
-	if [ "$got" = 202 ]; then job=$(field .id); else
-		echo "     create -> $got: $(head -c 300 "$d/out")"
-	fi
-}
+. "$top/tests/e2e/lib/jobs.sh" # wait_job, create, jqe
 deploy() { # deploy BODY: create and wait; the job in $d/out; true if it succeeded
 	create "$1"
 	[ -n "$job" ] && wait_job "$job" succeeded failed cancelled &&
