@@ -25,6 +25,11 @@ Configuration (app.config, or the environment):
                            (/usr/local/share/guardian-vms/web-assets)
   GUARDIAN_VMS_SSE_MAX     open event streams per process (2)
   GUARDIAN_VMS_SSE_LIFETIME_S  seconds before a stream is closed (55)
+  GUARDIAN_VMS_HOST_CSS    Guardian's own stylesheets for the VM page, comma-
+                           separated files under Guardian's static folder
+                           (e.g. "css/style.css"): loaded after vmmod's
+                           built-in design tokens, so Guardian's values win
+                           and the page looks like the rest of Guardian
 """
 import http.client
 import json
@@ -35,7 +40,7 @@ import time
 from urllib.parse import quote
 
 from flask import (Blueprint, Response, abort, current_app, render_template,
-                   request, send_from_directory, session)
+                   request, send_from_directory, session, url_for)
 
 bp = Blueprint("guardian_vms", __name__, template_folder="templates")
 
@@ -218,9 +223,17 @@ def api_events():
     return resp
 
 
+def _host_css():
+    """URLs of Guardian's stylesheets named by GUARDIAN_VMS_HOST_CSS."""
+    names = _conf("GUARDIAN_VMS_HOST_CSS", "") or ""
+    return [url_for("static", filename=n.strip())
+            for n in names.split(",")
+            if n.strip() and ".." not in n and not n.strip().startswith("/")]
+
+
 @bp.route("/vms", methods=["GET"])
 def page():
-    return render_template("vms/page.html")
+    return render_template("vms/page.html", host_css=_host_css())
 
 
 @bp.route("/vms/assets/<path:name>", methods=["GET"])

@@ -100,6 +100,9 @@ try {
 		await page.waitForSelector(`[data-gvm=vm-rows] ${sel('gvm-web-a')}`);
 		await page.screenshot({ path: `${SHOTS}/fixture-vm-page.png`, fullPage: true });
 		ok('VM page through the blueprint lists the VMs');
+		// GUARDIAN_VMS_HOST_CSS: Guardian's own sheet wins over the built-in tokens
+		const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+		check(`the VM page takes Guardian's colours (body ${bg}, Guardian's --bg-body #f3f5f8)`, bg === 'rgb(243, 245, 248)');
 		// the USB panel works through the blueprint too (GET /api/host/devices
 		// and /api/vms/{name}/devices are forwarded; no USB on this host)
 		await page.waitForSelector('[data-gvm=usb-panel]');

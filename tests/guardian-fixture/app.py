@@ -37,6 +37,7 @@ def create_app(pin, socket_path, web_assets):
     app.secret_key = os.urandom(32)
     app.config.update(GUARDIAN_VMS_SOCKET=socket_path,
                       GUARDIAN_VMS_WEB_ASSETS=web_assets,
+                      GUARDIAN_VMS_HOST_CSS="guardian.css",
                       SESSION_COOKIE_SAMESITE="Lax")
     register_blueprints(app)
 
