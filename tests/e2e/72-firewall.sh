@@ -106,10 +106,10 @@ n=0
 for ns in vm:192.168.4.24 lan:192.168.4.5; do
 	name=${ns%%:*} addr=${ns#*:} n=$((n + 1))
 	ip netns add "$name"
-	ip link add "gvm-$name" type veth peer name eth0 netns "$name"
+	ip link add "gvm-$name" type veth peer name lan0 netns "$name"
 	ip link set "gvm-$name" master br0 up
-	ip -n "$name" addr add "$addr/27" dev eth0
-	ip -n "$name" link set eth0 up
+	ip -n "$name" addr add "$addr/27" dev lan0
+	ip -n "$name" link set lan0 up
 	ip -n "$name" link set lo up
 done
 # Bridge ports need a moment to forward (no STP: immediately, but the

@@ -80,9 +80,9 @@ tcp() { ip netns exec lan "$py" -c 'import socket,sys
 socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()' "$1" "$2" 2>/dev/null; }
 # lan_up: the LAN host's veth into br0 (removed again by lan_down)
 lan_up() {
-	ip link add gvm-lan type veth peer name eth0 netns lan &&
+	ip link add gvm-lan type veth peer name lan0 netns lan &&
 		ip link set gvm-lan master br0 up &&
-		ip -n lan addr add 192.168.4.5/27 dev eth0 && ip -n lan link set eth0 up || return 1
+		ip -n lan addr add 192.168.4.5/27 dev lan0 && ip -n lan link set lan0 up || return 1
 	for _ in $(seq 50); do
 		ip netns exec lan busybox ping -c1 -W1 192.168.4.1 >/dev/null 2>&1 && return 0
 		sleep 0.1
@@ -197,7 +197,7 @@ check "says guardian-webui is not restarted (no systemd)" grep -q "guardian-webu
 check "manifest records the Guardian files as Guardian's" bash -c "grep -B2 -A8 '\"$web/templates/core/dashboard.html\"' '$root/var/lib/guardian-vms/install.json' | grep -q '\"guardian\": true'"
 check "LAN host on br0 after the install" lan_up
 check "console port 8091 answers from br0 after the install" tcp 192.168.4.1 8091
-lease() { ip netns exec lan timeout 20 busybox udhcpc -i eth0 -n -q -f -t 5 -T 1 -s /bin/true 2>&1; }
+lease() { ip netns exec lan timeout 20 busybox udhcpc -i lan0 -n -q -f -t 5 -T 1 -s /bin/true 2>&1; }
 out=$(lease)
 check "LAN host gets a lease from the shrunk pool (.2-.23)" \
 	grep -Eq 'lease of 192\.168\.4\.([2-9]|1[0-9]|2[0-3]) obtained' <<<"$out"

@@ -164,9 +164,9 @@ export GVM_SETUP_VMMOD_SOCKET=$d/vmmod.sock
 # br0 address, port 8080 (Guardian's web UI port), logging its peers
 ip netns add lan
 ip -n lan link set lo up
-ip link add gvm-lan type veth peer name eth0 netns lan &&
+ip link add gvm-lan type veth peer name lan0 netns lan &&
 	ip link set gvm-lan master br0 up &&
-	ip -n lan addr add 192.168.4.5/27 dev eth0 && ip -n lan link set eth0 up
+	ip -n lan addr add 192.168.4.5/27 dev lan0 && ip -n lan link set lan0 up
 for _ in $(seq 50); do
 	ip netns exec lan busybox ping -c1 -W1 192.168.4.1 >/dev/null 2>&1 && break
 	sleep 0.1
