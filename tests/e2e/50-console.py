@@ -17,25 +17,14 @@ import urllib.parse
 
 import websocket  # python3-websocket
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import console_ws as cw  # noqa: E402  (tests/e2e/lib)
+from console_ws import bad, check, ok, read_until, send_input, shell_ready  # noqa: E402
+
 base, token, vm = sys.argv[1:4]
 hold = sys.argv[4:5] == ["hold"]
 host = urllib.parse.urlsplit(base).netloc
 origin = base
-fails = 0
-
-
-def ok(msg):
-    print("ok   " + msg, flush=True)
-
-
-def bad(msg):
-    global fails
-    fails += 1
-    print("FAIL " + msg, flush=True)
-
-
-def check(what, cond, detail=""):
-    (ok if cond else bad)(what + ("" if cond or not detail else ": " + detail))
 
 
 def req(method, path, body=None, headers=None):
@@ -81,27 +70,6 @@ def refused(kind="serial", tk=None, cookie=None, org=origin):
     return None
 
 
-def send_input(w, text):
-    w.send_binary(b"0" + text.encode())
-
-
-def read_until(w, needle, timeout=20):
-    """Output frames ('1' + bytes) until needle shows up; the text seen."""
-    seen = b""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        w.settimeout(max(0.1, end - time.monotonic()))
-        try:
-            op, data = w.recv_data()
-        except websocket.WebSocketTimeoutException:
-            break
-        if op == websocket.ABNF.OPCODE_BINARY and data[:1] == b"1":
-            seen += data[1:]
-            if needle.encode() in seen:
-                return True, seen
-    return False, seen
-
-
 def hold_until_closed():
     """A serial viewer open while vmmod stops: it gets close 1001."""
     w = connect(tk=ticket()["ticket"])
@@ -118,7 +86,7 @@ def hold_until_closed():
         bad("held viewer: %s" % e)
     check("vmmod stopping -> the open viewer gets close 1001", code == 1001,
           str(code))
-    sys.exit(1 if fails else 0)
+    sys.exit(1 if cw.fails else 0)
 
 
 if hold:
@@ -169,19 +137,6 @@ a = connect(tk=ticket()["ticket"])
 b = connect(cookie=cookie_kv)
 ok("two serial viewers connected (ticket, cookie)")
 a.send_binary(b'2{"cols":120,"rows":40}')
-
-
-def shell_ready(w, total=90):
-    """Two prompts, each answering our newline: the shell's line editor
-    reads (input sent while the guest's shell still starts can be lost;
-    slow under TCG and sanitizers)."""
-    end = time.monotonic() + total
-    answered = 0
-    while answered < 2 and time.monotonic() < end:
-        send_input(w, "\n")
-        found, _ = read_until(w, "# ", 5)
-        answered = answered + 1 if found else 0
-    return answered == 2
 
 
 check("the guest's shell answers on the serial console", shell_ready(a))
@@ -243,4 +198,4 @@ for name, w in (("serial", a), ("VNC", v)):
 st, _, _ = req("POST", "/api/vms/%s/console" % vm, {"type": "serial"},
                 {"Authorization": "Bearer " + token})
 check("no ticket for a stopped VM (409)", st == 409, str(st))
-sys.exit(1 if fails else 0)
+sys.exit(1 if cw.fails else 0)

@@ -10,6 +10,7 @@ usage: 52-console-tls.py SOCKET CONSOLE_BASE CA_FILE VM
 Prints "ok ..." / "FAIL ..." lines; exits 1 when something failed."""
 import http.client
 import json
+import os
 import secrets
 import socket
 import ssl
@@ -19,25 +20,14 @@ import urllib.parse
 
 import websocket  # python3-websocket
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import console_ws as cw  # noqa: E402  (tests/e2e/lib)
+from console_ws import bad, check, ok, read_until, send_input, shell_ready  # noqa: E402
+
 sock_path, base, ca, vm = sys.argv[1:5]
 host = urllib.parse.urlsplit(base).netloc
 origin = base
-fails = 0
 tls = ssl.create_default_context(cafile=ca)
-
-
-def ok(msg):
-    print("ok   " + msg, flush=True)
-
-
-def bad(msg):
-    global fails
-    fails += 1
-    print("FAIL " + msg, flush=True)
-
-
-def check(what, cond, detail=""):
-    (ok if cond else bad)(what + ("" if cond or not detail else ": " + detail))
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -100,23 +90,6 @@ def refused(kind="serial", tk=None, cookie=None, org=origin):
         return e.status_code
     w.close()
     return None
-
-
-def read_until(w, needle, timeout=20):
-    """Output frames ('1' + bytes) until needle shows up; the text seen."""
-    seen = b""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        w.settimeout(max(0.1, end - time.monotonic()))
-        try:
-            op, data = w.recv_data()
-        except websocket.WebSocketTimeoutException:
-            break
-        if op == websocket.ABNF.OPCODE_BINARY and data[:1] == b"1":
-            seen += data[1:]
-            if needle.encode() in seen:
-                return True, seen
-    return False, seen
 
 
 # ---- TLS, and only console routes
@@ -190,21 +163,9 @@ b = connect(cookie=cookie_kv)
 ok("two serial viewers over wss (ticket, cookie)")
 
 
-def shell_ready(w, total=90):
-    """Two prompts, each answering our newline (as 50-console.py: input
-    sent while the guest's shell still starts can be lost under TCG)."""
-    end = time.monotonic() + total
-    answered = 0
-    while answered < 2 and time.monotonic() < end:
-        w.send_binary(b"0\n")
-        found, _ = read_until(w, "# ", 5)
-        answered = answered + 1 if found else 0
-    return answered == 2
-
-
 check("the guest's shell answers over wss", shell_ready(a))
 word = "hi-" + secrets.token_hex(4)
-a.send_binary(b"0" + ("echo %s | tr a-z A-Z\n" % word).encode())
+send_input(a, "echo %s | tr a-z A-Z\n" % word)
 found, seen = read_until(a, word.upper())
 check("serial over wss: the guest answers our input", found,
       repr(seen[-200:]))
@@ -221,4 +182,4 @@ check("VNC over wss answers RFB 003.008",
       op == websocket.ABNF.OPCODE_BINARY and data.startswith(b"RFB 003.008"),
       repr(data[:20]))
 v.close()
-sys.exit(1 if fails else 0)
+sys.exit(1 if cw.fails else 0)

@@ -11,6 +11,7 @@ guest.  Prints "ok ..."/"FAIL ..." lines; writes the figures to OUT-JSON;
 exits 1 when something failed."""
 import http.client
 import json
+import os
 import secrets
 import socket
 import sys
@@ -19,24 +20,13 @@ import urllib.parse
 
 import websocket  # python3-websocket
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import console_ws as cw  # noqa: E402  (tests/e2e/lib)
+from console_ws import bad, check, ok, read_until, send_input, shell_ready  # noqa: E402
+
 base, token, vm, seconds, out = sys.argv[1:6]
 seconds = float(seconds)
 host = urllib.parse.urlsplit(base).netloc
-fails = 0
-
-
-def ok(msg):
-    print("ok   " + msg, flush=True)
-
-
-def bad(msg):
-    global fails
-    fails += 1
-    print("FAIL " + msg, flush=True)
-
-
-def check(what, cond, detail=""):
-    (ok if cond else bad)(what + ("" if cond or not detail else ": " + detail))
 
 
 def ticket():
@@ -61,40 +51,8 @@ def connect(rcvbuf=None):
                                        sockopt=opts)
 
 
-def send_input(w, text):
-    w.send_binary(b"0" + text.encode())
-
-
-def read_until(w, needle, timeout=20):
-    seen = b""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        w.settimeout(max(0.1, end - time.monotonic()))
-        try:
-            op, data = w.recv_data()
-        except websocket.WebSocketTimeoutException:
-            break
-        if op == websocket.ABNF.OPCODE_BINARY and data[:1] == b"1":
-            # only the new bytes and what may hold a split needle
-            tail = seen[-len(needle):] + data[1:]
-            seen = (seen + data[1:])[-65536:]
-            if needle.encode() in tail:
-                return True, seen
-    return False, seen
-
-
-def shell_ready(w, total=120):
-    end = time.monotonic() + total
-    answered = 0
-    while answered < 2 and time.monotonic() < end:
-        send_input(w, "\n")
-        found, _ = read_until(w, "# ", 5)
-        answered = answered + 1 if found else 0
-    return answered == 2
-
-
 a = connect()
-check("viewer A connected; the guest's shell answers", shell_ready(a))
+check("viewer A connected; the guest's shell answers", shell_ready(a, 120))
 b = connect(rcvbuf=4096)
 ok("viewer B connected (4 kB receive buffer, never reads)")
 line = "FLOOD-" + secrets.token_hex(24)
@@ -172,4 +130,4 @@ except Exception:  # noqa: BLE001
     pass
 json.dump({"bytes": total, "seconds": round(dur, 1), "rate_kbs": round(rate / 1024),
            "gap_s": round(gaps, 2), "b_state": b_state}, open(out, "w"))
-sys.exit(1 if fails else 0)
+sys.exit(1 if cw.fails else 0)
