@@ -57,7 +57,7 @@ pl = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 # arm64 build links the runtime library (libwslay-dev is not multiarch).
 WSLAY_LIBS := -l:libwslay.so.1
 
-VMMOD_PKGS := libvirt libmicrohttpd json-c libxml-2.0 libcurl liblzma nettle gnutls libsystemd libusb-1.0
+VMMOD_PKGS := libvirt libmicrohttpd json-c libxml-2.0 libcurl liblzma nettle gnutls libusb-1.0
 SETUP_PKGS := ncursesw libnl-3.0 libnl-route-3.0 libiptc libnftables json-c libxml-2.0 uuid
 ifeq ($(WITH_PCI),1)
   VMMOD_PKGS += libpci

@@ -37,4 +37,7 @@ bool str_has_prefix(const char *, const char *);
 char *read_file(const char *path, size_t max, size_t *lenp);
 int write_file_atomic(const char *path, const void *buf, size_t len, int mode);
 
+/* notify.c: systemd's notify protocol (READY=1, RELOADING=1, STOPPING=1) */
+int notify_manager(const char *state);
+
 #endif

@@ -16,8 +16,6 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include <systemd/sd-daemon.h>
-
 #include "vmmod.h"
 
 #define DEFAULT_CONF SYSCONFDIR "/vmmod/vmmod.conf"
@@ -378,7 +376,9 @@ main(int argc, char *argv[])
 		rc = 1;
 		goto stop;
 	}
-	sd_notify(0, "READY=1\nSTATUS=serving");
+	if (notify_manager("READY=1\nSTATUS=serving") < 0)
+		log_warn("cannot tell the service manager we are ready "
+			 "(NOTIFY_SOCKET)");
 	log_info(
 	    "vmmod %s ready (%s, %s)", VMMOD_VERSION, host.arch, host.accel);
 
@@ -404,7 +404,7 @@ main(int argc, char *argv[])
 		}
 		if (sig != SIGHUP)
 			break;
-		sd_notify(0, "RELOADING=1");
+		notify_manager("RELOADING=1");
 		if (load_conf(&next, file, explicit_file, &cli) == 0) {
 			if (debug)
 				next.debug = 1;
@@ -422,10 +422,10 @@ main(int argc, char *argv[])
 		} else
 			log_warnx(
 			    "reload failed; keeping the old configuration");
-		sd_notify(0, "READY=1");
+		notify_manager("READY=1");
 	}
 	log_info("stopping on signal %d", sig);
-	sd_notify(0, "STOPPING=1");
+	notify_manager("STOPPING=1");
 	http_stop();
 stop:
 	deploy_shutdown();

@@ -1,9 +1,14 @@
 /*
- * common/util.c: whole-file reads with a size cap, atomic writes.
+ * common/util.c: whole-file reads with a size cap, atomic writes;
+ * common/notify.c: the service manager's notify datagrams.
  */
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -48,6 +53,86 @@ START_TEST(test_prefix)
 }
 END_TEST
 
+/* a datagram socket bound at NAME (a path, or "@abstract"); -1 on error */
+static int
+bind_dgram(const char *name)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	socklen_t len = offsetof(struct sockaddr_un, sun_path) + strlen(name);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ne(fd, -1);
+	memcpy(sun.sun_path, name, strlen(name));
+	if (name[0] == '@')
+		sun.sun_path[0] = '\0';
+	else
+		len++;
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, len), 0);
+	return fd;
+}
+
+static void
+expect_datagram(int fd, const char *want)
+{
+	char buf[256];
+	ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+
+	ck_assert_int_eq(n, (ssize_t)strlen(want));
+	buf[n] = '\0';
+	ck_assert_str_eq(buf, want);
+}
+
+START_TEST(test_notify_path_and_abstract)
+{
+	char dir[] = "/tmp/gvm-notify-XXXXXX", path[64], abs[64];
+	int fd;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/notify", dir);
+	fd = bind_dgram(path);
+	setenv("NOTIFY_SOCKET", path, 1);
+	ck_assert_int_eq(notify_manager("READY=1\nSTATUS=serving"), 1);
+	expect_datagram(fd, "READY=1\nSTATUS=serving");
+	ck_assert_int_eq(notify_manager("STOPPING=1"), 1);
+	expect_datagram(fd, "STOPPING=1");
+	close(fd);
+	unlink(path);
+	/* nobody listens there any more: an error, not a crash or a hang */
+	ck_assert_int_eq(notify_manager("READY=1"), -1);
+	rmdir(dir);
+
+	snprintf(abs, sizeof(abs), "@gvm-notify-test-%ld", (long)getpid());
+	fd = bind_dgram(abs);
+	setenv("NOTIFY_SOCKET", abs, 1);
+	ck_assert_int_eq(notify_manager("RELOADING=1"), 1);
+	expect_datagram(fd, "RELOADING=1");
+	close(fd);
+	unsetenv("NOTIFY_SOCKET");
+}
+END_TEST
+
+START_TEST(test_notify_unset_and_bad)
+{
+	char longp[200];
+
+	unsetenv("NOTIFY_SOCKET");
+	ck_assert_int_eq(notify_manager("READY=1"), 0);
+	setenv("NOTIFY_SOCKET", "", 1);
+	ck_assert_int_eq(notify_manager("READY=1"), 0);
+	setenv("NOTIFY_SOCKET", "relative/path", 1);
+	ck_assert_int_eq(notify_manager("READY=1"), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	setenv("NOTIFY_SOCKET", "@", 1);
+	ck_assert_int_eq(notify_manager("READY=1"), -1);
+	memset(longp, 'a', sizeof(longp) - 1);
+	longp[0] = '/';
+	longp[sizeof(longp) - 1] = '\0';
+	setenv("NOTIFY_SOCKET", longp, 1);
+	ck_assert_int_eq(notify_manager("READY=1"), -1);
+	unsetenv("NOTIFY_SOCKET");
+}
+END_TEST
+
 Suite *
 suite_util(void)
 {
@@ -57,6 +142,8 @@ suite_util(void)
 	tcase_add_test(tc, test_read_write_roundtrip);
 	tcase_add_test(tc, test_read_missing);
 	tcase_add_test(tc, test_prefix);
+	tcase_add_test(tc, test_notify_path_and_abstract);
+	tcase_add_test(tc, test_notify_unset_and_bad);
 	suite_add_tcase(s, tc);
 	return s;
 }
