@@ -57,7 +57,7 @@ rm -rf "$run" "$out/vmmod-data"
 
 problems=0
 problem() { say "PROBLEM: $*"; problems=$((problems + 1)); }
-sandbox_pid="" vmmod_pid="" flask_pid=""
+sandbox_pid="" vmmod_pid="" flask_pid="" floor_pid=""
 stop_pid() { # PID: TERM, then KILL after 5 s; only processes this script started
 	local pid=$1 i
 	[ -n "$pid" ] || return 0
@@ -74,6 +74,7 @@ stop_pid() { # PID: TERM, then KILL after 5 s; only processes this script starte
 cleanup() {
 	trap - EXIT INT TERM
 	stop_pid "$flask_pid"
+	stop_pid "$floor_pid"
 	stop_pid "$vmmod_pid"
 	stop_pid "$sandbox_pid"
 }
@@ -150,6 +151,22 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 [ "$n" = "$nvms" ] || { tail -n 20 "$out/vmmod.log" >&2; say "vmmod lists $n VMs, expected $nvms"; exit 1; }
+
+# ---- the floor: a bare libvirt client --------------------------------------
+# bench/libvirt-floor.c connects and lists the domains as vmmod does, then
+# sleeps: what linking libvirt.so.0 costs any program, measured next to
+# vmmod at the same moments (the same other processes share the libraries)
+mem_floor=""
+if cc -O2 -o "$out/libvirt-floor" bench/libvirt-floor.c \
+	$(pkg-config --cflags --libs libvirt) -lpthread 2>"$out/err.txt"; then
+	"$out/libvirt-floor" "$uri" >"$out/floor.out" 2>&1 &
+	floor_pid=$!
+	for _ in $(seq 1 50); do grep -q '^ready' "$out/floor.out" && break; sleep 0.1; done
+	grep -q "^ready $nvms\$" "$out/floor.out" ||
+		{ problem "libvirt-floor: $(cat "$out/floor.out")"; stop_pid "$floor_pid"; floor_pid=""; }
+else
+	problem "cannot build bench/libvirt-floor.c: $(head -c 300 "$out/err.txt")"
+fi
 
 # ---- helpers ---------------------------------------------------------------
 # smaps KEY... -> values in kB from /proc/PID/smaps_rollup
@@ -270,6 +287,14 @@ idle_wake_ka=$(awk '$2 == "libvirt-events" { s += $3 } END { print s + 0 }' "$ou
 # memory once the load is over and vmmod has been idle (it trims malloc's
 # free pages on its first quiet 5 s tick after requests)
 mem_rest=$(smaps "$vmmod_pid" Rss Pss Private_Clean Private_Dirty)
+[ -z "$floor_pid" ] || mem_floor=$(smaps "$floor_pid" Rss Pss Private_Clean Private_Dirty)
+# how many processes map libvirt.so.0 (their pages divide the Pss)
+libvirt_users=$(grep -l 'libvirt\.so\.0' /proc/[0-9]*/maps 2>/dev/null | wc -l)
+# where that Pss is: per mapped file (heap, stacks and anonymous apart)
+awk '/^[0-9a-f]+-[0-9a-f]+ / { f = ($6 == "" ? "[anon]" : $6); sub(/.*\//, "", f) }
+	/^Pss:/ { pss[f] += $2 } /^Private_Dirty:/ { pd[f] += $2 }
+	END { for (f in pss) printf "%d %d %s\n", pss[f], pd[f], f }' \
+	"/proc/$vmmod_pid/smaps" | sort -rn >"$out/smaps-by-file.txt"
 idle_threads=$(wc -l <"$out/swd.txt")
 # name each thread that woke by where it sleeps (e.g. poll: libvirt's event loop)
 idle_busy=$(while read -r tid comm vol _; do
@@ -370,6 +395,15 @@ kill -0 "$vmmod_pid" 2>/dev/null || problem "vmmod is gone at the end of the run
 	memrow "vmmod, $nvms VMs, right after load" "$mem_load"
 	memrow "vmmod, $nvms VMs, after load + ${idle_s}s idle" "$mem_rest"
 	if [ -n "$mem_flask" ]; then memrow "seed Flask module, after requests" "$mem_flask"; else echo "  seed Flask module: not measured"; fi
+	if [ -n "$mem_floor" ]; then
+		memrow "bare libvirt client, same moment" "$mem_floor"
+		read -r _ vp _ vd <<<"$mem_rest"
+		read -r _ fp _ fd <<<"$mem_floor"
+		echo "  vmmod's own share above the bare libvirt client: Pss $(mb $((vp - fp))) MB, Private_Dirty $(mb $((vd - fd))) MB"
+	fi
+	echo "  ($libvirt_users processes mapped libvirt.so.0 at rest: vmmod, the bare client, the sandbox's daemons, any others on the machine)"
+	echo "  vmmod at rest, largest Pss by mapping (kB; Private_Dirty in brackets):"
+	head -n 12 "$out/smaps-by-file.txt" | awk '{ printf "    %-26s %6d  (%d)\n", $3, $1, $2 }'
 	echo
 	echo "Idle ${idle_s}s, nobody watching (no SSE client, no requests)"
 	echo "  CPU (utime+stime): $idle_cpu_ms ms;  wake-ups (voluntary context switches, $idle_threads threads): $idle_wake of vmmod's own, $idle_wake_ka of libvirt's event thread answering libvirtd's keepalive pings"
@@ -421,7 +455,9 @@ kill -0 "$vmmod_pid" 2>/dev/null || problem "vmmod is gone at the end of the run
 	[ "$pss0" -gt "$pss" ] && pss=$pss0
 	[ "$pd0" -gt "$pd" ] && pd=$pd0
 	trow "Private_Dirty ≤ 4 MB with $nvms VMs (at rest)" "$(mb "$pd") MB" "$(mark "$pd <= 4096")"
-	trow "Pss ≤ 8 MB with $nvms VMs (at rest)" "$(mb "$pss") MB" "$(mark "$pss <= 8192")"
+	floor_note=""
+	[ -z "$mem_floor" ] || floor_note=" (bare libvirt client: $(mb "$(cut -d' ' -f2 <<<"$mem_floor")") MB)"
+	trow "Pss ≤ 8 MB with $nvms VMs (at rest)" "$(mb "$pss") MB$floor_note" "$(mark "$pss <= 8192")"
 	if [ -n "$mem_flask" ]; then
 		read -r _ _ fpc fpd <<<"$mem_flask"
 		trow "below the seed Flask module (~21.7 MB private)" "$(mb "$pd") vs $(mb $((fpc + fpd))) MB here" "$(mark "$pd < $fpc + $fpd")"
