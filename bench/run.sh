@@ -152,22 +152,6 @@ for _ in $(seq 1 100); do
 done
 [ "$n" = "$nvms" ] || { tail -n 20 "$out/vmmod.log" >&2; say "vmmod lists $n VMs, expected $nvms"; exit 1; }
 
-# ---- the floor: a bare libvirt client --------------------------------------
-# bench/libvirt-floor.c connects and lists the domains as vmmod does, then
-# sleeps: what linking libvirt.so.0 costs any program, measured next to
-# vmmod at the same moments (the same other processes share the libraries)
-mem_floor=""
-if cc -O2 -o "$out/libvirt-floor" bench/libvirt-floor.c \
-	$(pkg-config --cflags --libs libvirt) -lpthread 2>"$out/err.txt"; then
-	"$out/libvirt-floor" "$uri" >"$out/floor.out" 2>&1 &
-	floor_pid=$!
-	for _ in $(seq 1 50); do grep -q '^ready' "$out/floor.out" && break; sleep 0.1; done
-	grep -q "^ready $nvms\$" "$out/floor.out" ||
-		{ problem "libvirt-floor: $(cat "$out/floor.out")"; stop_pid "$floor_pid"; floor_pid=""; }
-else
-	problem "cannot build bench/libvirt-floor.c: $(head -c 300 "$out/err.txt")"
-fi
-
 # ---- helpers ---------------------------------------------------------------
 # smaps KEY... -> values in kB from /proc/PID/smaps_rollup
 smaps() {
@@ -287,9 +271,9 @@ idle_wake_ka=$(awk '$2 == "libvirt-events" { s += $3 } END { print s + 0 }' "$ou
 # memory once the load is over and vmmod has been idle (it trims malloc's
 # free pages on its first quiet 5 s tick after requests)
 mem_rest=$(smaps "$vmmod_pid" Rss Pss Private_Clean Private_Dirty)
-[ -z "$floor_pid" ] || mem_floor=$(smaps "$floor_pid" Rss Pss Private_Clean Private_Dirty)
 # how many processes map libvirt.so.0 (their pages divide the Pss)
 libvirt_users=$(grep -l 'libvirt\.so\.0' /proc/[0-9]*/maps 2>/dev/null | wc -l)
+
 # where that Pss is: per mapped file (heap, stacks and anonymous apart)
 awk '/^[0-9a-f]+-[0-9a-f]+ / { f = ($6 == "" ? "[anon]" : $6); sub(/.*\//, "", f) }
 	/^Pss:/ { pss[f] += $2 } /^Private_Dirty:/ { pd[f] += $2 }
@@ -357,6 +341,32 @@ else
 fi
 
 kill -0 "$vmmod_pid" 2>/dev/null || problem "vmmod is gone at the end of the run"
+stop_pid "$vmmod_pid"
+vmmod_pid=""
+
+# ---- the floor: a bare libvirt client --------------------------------------
+# bench/libvirt-floor.c connects and lists the domains as vmmod does, then
+# sleeps: what linking libvirt.so.0 costs any program.  It runs alone, once
+# vmmod has stopped: the two would share their client-side library pages
+# and halve each other's Pss; so both are measured beside the same others
+# (the sandbox's libvirtd and virtlogd, whatever else runs).
+mem_floor=""
+if cc -O2 -o "$out/libvirt-floor" bench/libvirt-floor.c \
+	$(pkg-config --cflags --libs libvirt) -lpthread 2>"$out/err.txt"; then
+	"$out/libvirt-floor" "$uri" >"$out/floor.out" 2>&1 &
+	floor_pid=$!
+	for _ in $(seq 1 50); do grep -q '^ready' "$out/floor.out" && break; sleep 0.1; done
+	if grep -q "^ready $nvms\$" "$out/floor.out"; then
+		sleep 1
+		mem_floor=$(smaps "$floor_pid" Rss Pss Private_Clean Private_Dirty)
+	else
+		problem "libvirt-floor: $(cat "$out/floor.out")"
+	fi
+	stop_pid "$floor_pid"
+	floor_pid=""
+else
+	problem "cannot build bench/libvirt-floor.c: $(head -c 300 "$out/err.txt")"
+fi
 
 # ---- report ---------------------------------------------------------------
 {
@@ -396,12 +406,12 @@ kill -0 "$vmmod_pid" 2>/dev/null || problem "vmmod is gone at the end of the run
 	memrow "vmmod, $nvms VMs, after load + ${idle_s}s idle" "$mem_rest"
 	if [ -n "$mem_flask" ]; then memrow "seed Flask module, after requests" "$mem_flask"; else echo "  seed Flask module: not measured"; fi
 	if [ -n "$mem_floor" ]; then
-		memrow "bare libvirt client, same moment" "$mem_floor"
+		memrow "bare libvirt client (after vmmod)" "$mem_floor"
 		read -r _ vp _ vd <<<"$mem_rest"
 		read -r _ fp _ fd <<<"$mem_floor"
 		echo "  vmmod's own share above the bare libvirt client: Pss $(mb $((vp - fp))) MB, Private_Dirty $(mb $((vd - fd))) MB"
 	fi
-	echo "  ($libvirt_users processes mapped libvirt.so.0 at rest: vmmod, the bare client, the sandbox's daemons, any others on the machine)"
+	echo "  ($libvirt_users processes mapped libvirt.so.0 when vmmod was measured at rest: vmmod, the sandbox's libvirtd and virtlogd, any others on the machine)"
 	echo "  vmmod at rest, largest Pss by mapping (kB; Private_Dirty in brackets):"
 	head -n 12 "$out/smaps-by-file.txt" | awk '{ printf "    %-26s %6d  (%d)\n", $3, $1, $2 }'
 	echo
