@@ -276,8 +276,8 @@ libvirt_users=$(grep -l 'libvirt\.so\.0' /proc/[0-9]*/maps 2>/dev/null | wc -l)
 
 # where that Pss is: per mapped file (heap, stacks and anonymous apart)
 awk '/^[0-9a-f]+-[0-9a-f]+ / { f = ($6 == "" ? "[anon]" : $6); sub(/.*\//, "", f) }
-	/^Pss:/ { pss[f] += $2 } /^Private_Dirty:/ { pd[f] += $2 }
-	END { for (f in pss) printf "%d %d %s\n", pss[f], pd[f], f }' \
+	/^Pss:/ { pss[f] += $2 } /^Private_Dirty:/ { pd[f] += $2 } /^Private_Clean:/ { pc[f] += $2 }
+	END { for (f in pss) printf "%d %d %s %d\n", pss[f], pd[f], f, pc[f] }' \
 	"/proc/$vmmod_pid/smaps" | sort -rn >"$out/smaps-by-file.txt"
 idle_threads=$(wc -l <"$out/swd.txt")
 # name each thread that woke by where it sleeps (e.g. poll: libvirt's event loop)
@@ -412,8 +412,8 @@ fi
 		echo "  vmmod's own share above the bare libvirt client: Pss $(mb $((vp - fp))) MB, Private_Dirty $(mb $((vd - fd))) MB"
 	fi
 	echo "  ($libvirt_users processes mapped libvirt.so.0 when vmmod was measured at rest: vmmod, the sandbox's libvirtd and virtlogd, any others on the machine)"
-	echo "  vmmod at rest, largest Pss by mapping (kB; Private_Dirty in brackets):"
-	head -n 12 "$out/smaps-by-file.txt" | awk '{ printf "    %-26s %6d  (%d)\n", $3, $1, $2 }'
+	echo "  vmmod at rest, largest Pss by mapping (kB; Private_Dirty, Private_Clean in brackets):"
+	head -n 12 "$out/smaps-by-file.txt" | awk '{ printf "    %-26s %6d  (%d, %d)\n", $3, $1, $2, $4 }'
 	echo
 	echo "Idle ${idle_s}s, nobody watching (no SSE client, no requests)"
 	echo "  CPU (utime+stime): $idle_cpu_ms ms;  wake-ups (voluntary context switches, $idle_threads threads): $idle_wake of vmmod's own, $idle_wake_ka of libvirt's event thread answering libvirtd's keepalive pings"
