@@ -23,72 +23,37 @@ top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 if [ -z "${GVM_SANDBOX:-}" ]; then
 	exec "$top/tests/sandbox.sh" -- "$0" "$@"
 fi
-build=${BUILD:-build/$(uname -m)}
-case $build in /*) ;; *) build=$top/$build ;; esac
-vmmod=$build/vmmod
-appl=$top/build/appliance
+. "$top/tests/e2e/lib/deploy.sh" # vmmod, api, field, wait_job, create, ...
 timeout=${DEPLOY_TIMEOUT:-120}
-for t in curl jq virsh python3 script; do
-	command -v $t >/dev/null || { echo "SKIP: no $t"; exit 77; }
-done
+need_tools curl jq virsh python3 script
 dnsmasq=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
 [ -x "$dnsmasq" ] || { echo "SKIP: dnsmasq not found"; exit 77; }
-[ -x "$vmmod" ] || { echo "FAIL: no $vmmod (make first)"; exit 1; }
-for a in aarch64 x86_64; do
-	[ -f "$appl/$a/disk.qcow2.xz.sha256" ] || {
-		echo "FAIL: no $appl/$a/disk.qcow2.xz (make appliances)"
-		exit 1
-	}
-done
+need_vmmod
+need_images aarch64 x86_64
 
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
-
-d=$(mktemp -d /tmp/gvm-e2e-deploy.XXXXXX)
-chmod 711 "$d"
-vmmod_pid="" sse_pid="" srv_pid="" slow_pid="" dnsmasq_pid="" cons_pids=()
+deploy_dir deploy
+mkdir -p "$d/www/a"
+sse_pid=""
 cleanup() {
-	local p
-	for p in "${cons_pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	for p in $sse_pid $srv_pid $slow_pid; do kill "$p" 2>/dev/null; done
-	[ -n "$vmmod_pid" ] && kill "$vmmod_pid" 2>/dev/null && wait "$vmmod_pid" 2>/dev/null
-	[ -n "$dnsmasq_pid" ] && kill "$dnsmasq_pid" 2>/dev/null
-	for p in $(virsh list --all --name 2>/dev/null); do
-		virsh -q destroy "$p" >/dev/null 2>&1
-		virsh -q undefine --nvram "$p" >/dev/null 2>&1
-	done
-	if [ "$fails" != 0 ]; then
-		echo "--- vmmod log (last 40 lines)"
-		tail -40 "$d/vmmod.log" 2>/dev/null
-	fi
-	ip link del br0 2>/dev/null
-	rm -rf "$d"
+	[ -n "$sse_pid" ] && kill "$sse_pid" 2>/dev/null
+	deploy_cleanup
 }
 trap cleanup EXIT
 
 # ------------------------------------------------------------ network
-ip link add br0 type bridge
-ip link set br0 type bridge forward_delay 0 stp_state 0
-ip addr add 192.168.4.1/27 dev br0
-ip link set br0 up
-mkdir -p "$d/resv" "$d/hosts" "$d/templates" "$d/www/a" "$d/data"
-chmod 711 "$d/data"
+br0_up 192.168.4.1/27
 "$dnsmasq" --conf-file=/dev/null --no-resolv --no-hosts --port=0 --user=root \
 	--interface=br0 --bind-interfaces --dhcp-authoritative \
 	--dhcp-range=192.168.4.2,192.168.4.23,255.255.255.224,1h \
 	--dhcp-hostsdir="$d/resv" --dhcp-leasefile="$d/leases" \
 	--pid-file="$d/dnsmasq.pid" --log-dhcp --log-facility="$d/dnsmasq.log"
+dnsmasq_pid=""
 for _ in $(seq 50); do
 	read -r dnsmasq_pid <"$d/dnsmasq.pid" 2>/dev/null && [ -n "$dnsmasq_pid" ] && break
 	sleep 0.1
 done
 [ -n "$dnsmasq_pid" ] || { echo "FAIL dnsmasq did not start"; exit 1; }
+bg_pids+=("$dnsmasq_pid")
 
 # ------------------------------------------------------------ image servers
 cp "$appl/aarch64/disk.qcow2.xz" "$d/www/a/haos.qcow2.xz"
@@ -97,17 +62,7 @@ size_a=$(stat -c %s "$d/www/a/haos.qcow2.xz")
 # The slow server's image must not be in the pool already (ha1's base is).
 cp "$appl/x86_64/disk.qcow2.xz" "$d/www/a/other.qcow2.xz"
 sha_o=$(cut -d' ' -f1 "$appl/x86_64/disk.qcow2.xz.sha256")
-httpd() { # httpd NAME [ARGS...]: starts tests/tools/fetch-httpd.py, sets port_NAME
-	local name=$1
-	shift
-	python3 "$top/tests/tools/fetch-httpd.py" --root "$d/www" \
-		--port-file "$d/$name.port" --log "$d/$name.log" "$@" &
-	eval "${name}_pid=$!"
-	for _ in $(seq 50); do [ -s "$d/$name.port" ] && break; sleep 0.1; done
-	eval "port_$name=$(cat "$d/$name.port")"
-}
-httpd srv
-httpd slow --rate 150000
+httpd srv && httpd slow --rate 150000 || { echo "FAIL image servers did not start"; exit 1; }
 : >>"$d/srv.log"
 
 # ------------------------------------------------------------ templates
@@ -137,39 +92,9 @@ jq '.id = "cloudy" | .kind = "cloud-image" | .web = null |
     .cloud_init = {needs_login: true, user_data: {packages: ["curl"]}}' \
 	"$d/templates/twin.json" >"$d/templates/cloudy.json"
 template missing "http://127.0.0.1:$port_srv/a/nope.qcow2.xz" "$(printf 'b%.0s' $(seq 64))"
-cp "$top/templates/demo.json" "$d/templates/"
 
 # ------------------------------------------------------------ vmmod
-cat >"$d/vmmod.conf" <<EOF
-socket_group =
-templates_dir = $d/templates
-appliance_dir = $appl
-reservations_dir = $d/resv
-hosts_dir = $d/hosts
-lease_file = $d/leases
-audit_log = $d/audit.log
-ram_budget_mb = 1500
-EOF
-S=(--unix-socket "$d/vmmod.sock")
-start_vmmod() { # start_vmmod ARCH
-	VMMOD_ARCH=$1 "$vmmod" -d -f "$d/vmmod.conf" --uri qemu:///system \
-		--accel tcg --socket "$d/vmmod.sock" --token-file "$d/token" \
-		--data-dir "$d/data" >>"$d/vmmod.log" 2>&1 &
-	vmmod_pid=$!
-	for _ in $(seq 100); do
-		[ -S "$d/vmmod.sock" ] && [ "$(api GET /api/vms/status)" = 200 ] &&
-			[ "$(field .libvirtd_running)" = true ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-api() { # api METHOD PATH [BODY]: prints the status; body in $d/out
-	local data=()
-	[ -n "${3-}" ] && data=(-H 'Content-Type: application/json' --data-binary "$3")
-	curl -sS --max-time 20 "${S[@]}" -o "$d/out" -w '%{http_code}' \
-		-X "$1" "${data[@]}" "http://vmmod$2" 2>/dev/null
-}
-field() { jq -r "$1" "$d/out" 2>/dev/null; }
+vmmod_conf "ram_budget_mb = 1500"
 expect() { # expect STATUS CODE METHOD PATH [BODY]
 	local want=$1 wcode=$2 got
 	shift 2
@@ -180,35 +105,6 @@ expect() { # expect STATUS CODE METHOD PATH [BODY]
 		bad "$1 $2 -> $got $(field .code) (want $want $wcode): $(head -c 300 "$d/out")"
 	fi
 }
-. "$top/tests/e2e/lib/jobs.sh" # wait_job, create, jqe
-# nothing_left NAME: no domain, no pool volume, no reservation of NAME
-nothing_left() {
-	local n=$1
-	virsh -q dominfo "$n" >/dev/null 2>&1 && { echo "     domain $n left"; return 1; }
-	virsh -q pool-refresh guardian-vms >/dev/null 2>&1
-	if virsh -q vol-list guardian-vms 2>/dev/null | grep -q "^ *$n[.-]"; then
-		echo "     volume of $n left"; return 1
-	fi
-	[ -e "$d/resv/$n" ] && { echo "     reservation file of $n left"; return 1; }
-	[ -e "$d/hosts/$n" ] && { echo "     hosts file of $n left"; return 1; }
-	jqe --arg n "$n" 'tostring | contains("\"" + $n + "\"") | not' \
-		"$d/data/reservations.json" >/dev/null 2>&1 || [ ! -e "$d/data/reservations.json" ] ||
-		{ echo "     $n still in reservations.json"; return 1; }
-	ls "$d/data/pool" | grep -q '\.tmp-\|tofu' && { echo "     temp image left in the pool"; return 1; }
-	return 0
-}
-serial() { # serial NAME: records the guest's serial console into $d/NAME.serial
-	script -qfec "virsh console --force $1" /dev/null </dev/null >"$d/$1.serial" 2>&1 &
-	cons_pids+=($!)
-}
-wait_serial() { # wait_serial NAME REGEX
-	local end=$((SECONDS + timeout))
-	until tr -d '\r' <"$d/$1.serial" 2>/dev/null | grep -Eq "$2"; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.25
-	done
-}
-
 sse() { # (re)connects the SSE recorder; events append to $d/sse
 	[ -n "$sse_pid" ] && kill "$sse_pid" 2>/dev/null
 	curl -sS -N "${S[@]}" --max-time 600 http://vmmod/api/events >>"$d/sse" 2>/dev/null &
@@ -237,7 +133,7 @@ check "nothing downloaded so far" [ ! -s "$d/srv.log" ]
 # ------------------------------------------------------------ aarch64 deploy
 t0=$SECONDS
 create '{"template":"haos","name":"ha1","start":true,"autostart":true}'
-check "create ha1 -> 202 with a job id j-…" [ -n "$job" ] && [[ $job == j-* ]]
+check "create ha1 -> 202 with a job id j-…" eval '[[ $job == j-?* ]]'
 wait_job "$job" succeeded failed cancelled
 check "job ha1: state succeeded, phase done, sha256 = the pin" \
 	jqe --arg s "$sha_a" '.state == "succeeded" and .phase == "done" and .sha256 == $s and .pinned and .error == null and .kind == "deploy" and .vm == "ha1"' "$d/out"
@@ -309,10 +205,7 @@ end=$((SECONDS + 30))
 until [ "$(api GET "/api/jobs/$kjob"; field '.bytes_done > 100000')" = 200true ] || [ $SECONDS -ge $end ]; do sleep 0.2; done
 check "kill1 downloading" jqe '.phase == "downloading"' "$d/out"
 check "a half-written image is in the pool" bash -c "ls '$d/data/pool' | grep -q '\.tmp-'"
-kill -KILL "$vmmod_pid"
-wait "$vmmod_pid" 2>/dev/null
-vmmod_pid=""
-rm -f "$d/vmmod.sock"
+stop_vmmod KILL
 check "vmmod restarted" start_vmmod aarch64
 sse
 sleep 1
@@ -389,9 +282,7 @@ expect 204 - DELETE "/api/vms/cl1?remove_disk=true"
 check "cl1 deleted: disk, seed and reservation gone" nothing_left cl1
 
 # ------------------------------------------------------------ x86_64 (file://)
-kill "$vmmod_pid"
-wait "$vmmod_pid" 2>/dev/null
-vmmod_pid=""
+stop_vmmod
 check "vmmod (x86_64) restarted" start_vmmod x86_64
 create '{"template":"demo","name":"demo1","start":true}'
 wait_job "$job" succeeded failed cancelled

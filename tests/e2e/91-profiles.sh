@@ -27,94 +27,21 @@ top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 if [ -z "${GVM_SANDBOX:-}" ]; then
 	exec "$top/tests/sandbox.sh" -- "$0" "$@"
 fi
-build=${BUILD:-build/$(uname -m)}
-case $build in /*) ;; *) build=$top/$build ;; esac
-vmmod=$build/vmmod
-appl=$top/build/appliance
+. "$top/tests/e2e/lib/deploy.sh" # vmmod, api, field, wait_job, create, ...
 timeout=${DEPLOY_TIMEOUT:-180}
-for t in curl jq virsh script qemu-img qemu-system-x86_64; do
-	command -v $t >/dev/null || { echo "SKIP: no $t"; exit 77; }
-done
+need_tools curl jq virsh script qemu-img qemu-system-x86_64
 for f in /usr/share/OVMF/OVMF_CODE_4M.secboot.fd /usr/share/OVMF/OVMF_VARS_4M.ms.fd /usr/bin/swtpm; do
 	[ -e "$f" ] || { echo "SKIP: no $f (ovmf, swtpm)"; exit 77; }
 done
-[ -x "$vmmod" ] || { echo "FAIL: no $vmmod (make first)"; exit 1; }
-[ -f "$appl/x86_64/disk.qcow2.xz.sha256" ] ||
-	{ echo "FAIL: no $appl/x86_64/disk.qcow2.xz (make appliances)"; exit 1; }
+need_vmmod
+need_images x86_64
 
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
-
-d=$(mktemp -d /tmp/gvm-e2e-profiles.XXXXXX)
-chmod 711 "$d"
-vmmod_pid="" cons_pids=()
-cleanup() {
-	local p
-	for p in "${cons_pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	[ -n "$vmmod_pid" ] && kill "$vmmod_pid" 2>/dev/null && wait "$vmmod_pid" 2>/dev/null
-	for p in $(virsh list --all --name 2>/dev/null); do
-		virsh -q destroy "$p" >/dev/null 2>&1
-		virsh -q undefine --nvram "$p" >/dev/null 2>&1
-	done
-	if [ "$fails" != 0 ]; then
-		echo "--- vmmod log (last 40 lines)"
-		tail -40 "$d/vmmod.log" 2>/dev/null
-	fi
-	ip link del br0 2>/dev/null
-	rm -rf "$d"
-}
-trap cleanup EXIT
-
+deploy_dir profiles
+trap deploy_cleanup EXIT
 # The VMs' bridge, only inside the sandbox's namespace (no DHCP needed:
 # GUEST-READY comes before the guest asks for an address).
-ip link add br0 type bridge
-ip addr add 192.168.4.1/27 dev br0
-ip link set br0 up
-mkdir -p "$d/resv" "$d/hosts" "$d/templates" "$d/data"
-chmod 711 "$d/data"
-cp "$top/templates/demo.json" "$d/templates/"
-cat >"$d/vmmod.conf" <<EOF
-socket_group =
-templates_dir = $d/templates
-appliance_dir = $appl
-reservations_dir = $d/resv
-hosts_dir = $d/hosts
-lease_file = $d/leases
-audit_log = $d/audit.log
-ram_budget_mb = 2048
-EOF
-S=(--unix-socket "$d/vmmod.sock")
-api() { # api METHOD PATH [BODY]: prints the status; body in $d/out
-	local data=()
-	[ -n "${3-}" ] && data=(-H 'Content-Type: application/json' --data-binary "$3")
-	curl -sS --max-time 20 "${S[@]}" -o "$d/out" -w '%{http_code}' \
-		-X "$1" "${data[@]}" "http://vmmod$2" 2>/dev/null
-}
-field() { jq -r "$1" "$d/out" 2>/dev/null; }
-start_vmmod() { # start_vmmod ARCH
-	rm -f "$d/vmmod.sock"
-	VMMOD_ARCH=$1 "$vmmod" -d -f "$d/vmmod.conf" --uri qemu:///system \
-		--accel tcg --socket "$d/vmmod.sock" --token-file "$d/token" \
-		--data-dir "$d/data" >>"$d/vmmod.log" 2>&1 &
-	vmmod_pid=$!
-	for _ in $(seq 100); do
-		[ -S "$d/vmmod.sock" ] && [ "$(api GET /api/vms/status)" = 200 ] &&
-			[ "$(field .libvirtd_running)" = true ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-stop_vmmod() {
-	kill "$vmmod_pid" 2>/dev/null
-	wait "$vmmod_pid" 2>/dev/null
-	vmmod_pid=""
-}
+br0_up 192.168.4.1/27
+vmmod_conf "ram_budget_mb = 2048"
 # expect STATUS CODE MSG-REGEX BODY: a refused create, with its message
 expect() {
 	local want=$1 wcode=$2 re=$3 got
@@ -126,29 +53,12 @@ expect() {
 		bad "$4 -> $got $(head -c 300 "$d/out") (want $want $wcode /$re/)"
 	fi
 }
-. "$top/tests/e2e/lib/jobs.sh" # wait_job, create, jqe
-serial() { # serial NAME: records the guest's serial console into $d/NAME.serial
-	script -qfec "virsh console --force $1" /dev/null </dev/null >"$d/$1.serial" 2>&1 &
-	cons_pids+=($!)
-}
-wait_serial() { # wait_serial NAME REGEX [SECONDS]
-	local end=$((SECONDS + ${3:-$timeout}))
-	until tr -d '\r' <"$d/$1.serial" 2>/dev/null | grep -Eq "$2"; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.25
-	done
-}
 vol_path() { echo "$d/data/pool/$1.qcow2"; }
 has_secret() { virsh secret-list | grep -q " volume $(vol_path "$1")\$"; }
-# nothing_left NAME: no domain, no volume, no secret of NAME
-nothing_left() {
-	local n=$1
-	virsh -q dominfo "$n" >/dev/null 2>&1 && { echo "     domain $n left"; return 1; }
-	virsh -q pool-refresh guardian-vms >/dev/null 2>&1
-	if virsh -q vol-list guardian-vms 2>/dev/null | grep -q "^ *$n[.-]"; then
-		echo "     volume of $n left"; return 1
-	fi
-	has_secret "$n" && { echo "     secret of $n left"; virsh secret-list; return 1; }
+# no_trace NAME: nothing of NAME left (lib/deploy.sh), no libvirt secret either
+no_trace() {
+	nothing_left "$1" || return 1
+	has_secret "$1" && { echo "     secret of $1 left"; virsh secret-list; return 1; }
 	return 0
 }
 
@@ -253,13 +163,13 @@ check "ca1: its secret appears while the disk is made" has_secret ca1
 api DELETE "/api/jobs/$cjob" >/dev/null
 wait_job "$cjob" cancelled failed succeeded
 check "ca1: job cancelled" jqe '.state == "cancelled"' "$d/out"
-check "ca1: no volume, no secret left" nothing_left ca1
+check "ca1: no volume, no secret left" no_trace ca1
 
 # ------------------------------------------------------------ delete
 api DELETE "/api/vms/ts1?force=true&remove_disk=true" >/dev/null
-check "ts1 deleted with its disk: volume and secret gone" nothing_left ts1
+check "ts1 deleted with its disk: volume and secret gone" no_trace ts1
 api DELETE "/api/vms/cui1?force=true&remove_disk=true" >/dev/null
-check "cui1 deleted with its disk: volume and secret gone" nothing_left cui1
+check "cui1 deleted with its disk: volume and secret gone" no_trace cui1
 check "no secrets left at all" bash -c "[ -z \"\$(virsh -q secret-list)\" ]"
 
 # ------------------------------------------------------------ aarch64 host

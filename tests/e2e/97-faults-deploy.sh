@@ -26,137 +26,47 @@ top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 if [ -z "${GVM_SANDBOX:-}" ]; then
 	exec "$top/tests/sandbox.sh" -- "$0" "$@"
 fi
-build=${BUILD:-build/$(uname -m)}
-case $build in /*) ;; *) build=$top/$build ;; esac
-vmmod=$build/vmmod
-appl=$top/build/appliance
+. "$top/tests/e2e/lib/deploy.sh" # vmmod, api, field, wait_job, create, rel, ...
 timeout=${DEPLOY_TIMEOUT:-120}
-for t in curl jq virsh python3 qemu-img; do
-	command -v $t >/dev/null || { echo "SKIP: no $t"; exit 77; }
-done
-[ -x "$vmmod" ] || { echo "FAIL: no $vmmod (make first)"; exit 1; }
-for a in aarch64 x86_64; do
-	[ -f "$appl/$a/disk.qcow2.xz.sha256" ] ||
-		{ echo "FAIL: no $appl/$a/disk.qcow2.xz (make appliances)"; exit 1; }
-done
+need_tools curl jq virsh python3 qemu-img
+need_vmmod
+need_images aarch64 x86_64
 me=97-faults-deploy
 
-fails=0 rfails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
-rel() { # rel KIND FAULT WHAT-HAPPENED: a docs/RELIABILITY.md row
-	local res=ok
-	[ "$fails" != "$rfails" ] && res=FAIL
-	rfails=$fails
-	[ -n "${REPORT_DIR:-}" ] &&
-		printf 'RELIABILITY|%s|%s|%s|%s|%s\n' "$1" "$2" "$3" "$me" "$res" >>"$REPORT_DIR/reliability.txt"
-	return 0
-}
-
-d=$(mktemp -d /tmp/gvm-e2e-fdep.XXXXXX)
-chmod 711 "$d"
+deploy_dir fdep
 pool=$d/data/pool
-vmmod_pid="" srv_pid="" vlog_stopped=""
+vlog_stopped=""
 cleanup() {
 	[ -n "$vlog_stopped" ] && kill -CONT "$vlog_stopped" 2>/dev/null
-	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null
-	[ -n "$vmmod_pid" ] && kill "$vmmod_pid" 2>/dev/null && wait "$vmmod_pid" 2>/dev/null
-	for p in $(virsh list --all --name 2>/dev/null); do
-		virsh -q destroy "$p" >/dev/null 2>&1
-		virsh -q undefine --nvram "$p" >/dev/null 2>&1
-	done
-	if [ "$fails" != 0 ]; then
-		echo "--- vmmod log (last 40 lines)"
-		tail -40 "$d/vmmod.log" 2>/dev/null
-	fi
-	ip link del br0 2>/dev/null
 	umount -l "$pool" 2>/dev/null
-	rm -rf "$d"
+	deploy_cleanup
 }
 trap cleanup EXIT
 
 # ------------------------------------------------------------ setup
 # br0 without any DHCP server: dnsmasq is absent in this test
-ip link add br0 type bridge && ip link set br0 up
-mkdir -p "$d/resv" "$d/hosts" "$d/templates" "$d/www" "$pool"
-chmod 711 "$d/data"
+br0_up
+mkdir -p "$pool"
 mount -t tmpfs -o size=1200m,mode=0711 gvm-fault-pool "$pool" || { echo "FAIL: tmpfs on $pool"; exit 1; }
-cp "$top/templates/demo.json" "$d/templates/"
 # "big": another image (the aarch64 appliance's disk, 34 MB unpacked, never
 # started here) from a rate-limited server, so a deploy spends seconds
 # downloading into the pool
 cp "$appl/aarch64/disk.qcow2.xz" "$d/www/big.qcow2.xz"
-python3 "$top/tests/tools/fetch-httpd.py" --root "$d/www" --port-file "$d/srv.port" \
-	--log "$d/srv.log" --rate 1500000 &
-srv_pid=$!
-for _ in $(seq 50); do [ -s "$d/srv.port" ] && break; sleep 0.1; done
-jq --arg url "http://127.0.0.1:$(cat "$d/srv.port")/big.qcow2.xz" \
+httpd srv --rate 1500000 || { echo "FAIL: the image server did not start"; exit 1; }
+jq --arg url "http://127.0.0.1:$port_srv/big.qcow2.xz" \
 	--arg sha "$(cut -d' ' -f1 "$appl/aarch64/disk.qcow2.xz.sha256")" \
 	--argjson size "$(stat -c %s "$d/www/big.qcow2.xz")" '
 	.id = "big" | .name = "Big (test)" | .images = {x86_64: (.images.x86_64 |
 	  .url = $url | .sha256 = $sha | .sha256_sidecar = false | .size = $size)}' \
 	"$top/templates/demo.json" >"$d/templates/big.json"
+vmmod_conf
 
-cat >"$d/vmmod.conf" <<EOF
-socket_group =
-templates_dir = $d/templates
-appliance_dir = $appl
-reservations_dir = $d/resv
-hosts_dir = $d/hosts
-lease_file = $d/leases
-audit_log = $d/audit.log
-EOF
-S=(--unix-socket "$d/vmmod.sock")
-api() { # api METHOD PATH [BODY]: prints the status; body in $d/out
-	local data=()
-	[ -n "${3-}" ] && data=(-H 'Content-Type: application/json' --data-binary "$3")
-	curl -sS --max-time 20 "${S[@]}" -o "$d/out" -w '%{http_code}' \
-		-X "$1" "${data[@]}" "http://vmmod$2" 2>/dev/null
-}
-field() { jq -r "$1" "$d/out" 2>/dev/null; }
-start_vmmod() {
-	"$vmmod" -d -f "$d/vmmod.conf" --uri qemu:///system --accel tcg \
-		--socket "$d/vmmod.sock" --token-file "$d/token" \
-		--data-dir "$d/data" >>"$d/vmmod.log" 2>&1 &
-	vmmod_pid=$!
-	for _ in $(seq 100); do
-		[ -S "$d/vmmod.sock" ] && [ "$(api GET /api/vms/status)" = 200 ] &&
-			[ "$(field .libvirtd_running)" = true ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 # alive: vmmod still runs and GET /api/vms answers 200
 alive() { kill -0 "$vmmod_pid" 2>/dev/null && [ "$(api GET /api/vms)" = 200 ]; }
-. "$top/tests/e2e/lib/jobs.sh" # wait_job, create, jqe
 deploy() { # deploy BODY: create and wait; the job in $d/out; true if it succeeded
 	create "$1"
 	[ -n "$job" ] && wait_job "$job" succeeded failed cancelled &&
 		jqe '.state == "succeeded"' "$d/out"
-}
-nothing_left() { # NAME: no domain, pool volume, reservation or temp image of NAME
-	local n=$1
-	virsh -q dominfo "$n" >/dev/null 2>&1 && { echo "     domain $n left"; return 1; }
-	virsh -q pool-refresh guardian-vms >/dev/null 2>&1
-	if virsh -q vol-list guardian-vms 2>/dev/null | grep -q "^ *${n}[.-]"; then
-		echo "     volume of $n left"; return 1
-	fi
-	local f
-	for f in "$pool/$n".* "$pool/$n"-*; do
-		[ -e "$f" ] && { echo "     file $f left in the pool"; return 1; }
-	done
-	[ -e "$d/resv/$n" ] && { echo "     reservation file of $n left"; return 1; }
-	[ -e "$d/hosts/$n" ] && { echo "     hosts file of $n left"; return 1; }
-	grep -q "\"$n\"" "$d/data/reservations.json" 2>/dev/null && { echo "     $n in reservations.json"; return 1; }
-	for f in "$pool"/*.tmp-* "$pool"/*tofu*; do
-		[ -e "$f" ] && { echo "     temp image $f left in the pool"; return 1; }
-	done
-	return 0
 }
 # the first VM, deployed and running all along: its disk's digest and state
 # are checked after every fault
@@ -290,14 +200,11 @@ check "e: deploy half1 hangs in phase starting (virtlogd stopped)" jqe '.phase =
 # (no virsh on half1 now: libvirt holds the domain's lock while it waits)
 check "e: domain, disk and reservation of half1 exist" \
 	eval "[ -e /etc/libvirt/qemu/half1.xml ] && [ -e '$pool/half1.qcow2' ] && [ -e '$d/resv/half1' ]"
-kill -KILL "$vmmod_pid"
-wait "$vmmod_pid" 2>/dev/null
-vmmod_pid=""
+stop_vmmod KILL
 kill -CONT "$vlog" && vlog_stopped=""
 # libvirt finishes the start vmmod asked for: a running half-made VM
 for _ in $(seq 100); do virsh domstate half1 2>/dev/null | grep -qx running && break; sleep 0.1; done
 echo "     after the kill: half1 is $(virsh domstate half1 2>/dev/null | head -1)"
-rm -f "$d/vmmod.sock"
 check "e: vmmod restarted" start_vmmod
 for _ in $(seq 200); do
 	[ "$(api GET "/api/jobs/$kjob")" = 200 ] && jqe '.state == "failed"' "$d/out" &&
