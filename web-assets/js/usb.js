@@ -1,10 +1,13 @@
-// The "USB devices" panel of the VM page: pick a VM, see the host's USB
-// devices (known ones named: "Zigbee coordinator — Silicon Labs CP2102N…"),
-// attach or detach with one click, and each wanted device's state
-// (attached / waiting for replug / attached when the VM starts).
-// mountUsb(root, live).  Device strings come from the USB descriptors of
-// whatever is plugged in: text only, never markup.
+// The devices panel of the VM page: pick a VM, see the host's USB devices
+// (known ones named: "Zigbee coordinator — Silicon Labs CP2102N…"), attach
+// or detach with one click, and each wanted device's state (attached /
+// waiting for replug / attached when the VM starts).  On x86 hosts the PCI
+// section (pci.js) sits under the same VM picker; hosts that list no PCI
+// device (arm64) show none.  mountUsb(root, live).  Device strings come
+// from the USB descriptors of whatever is plugged in: text only, never
+// markup.
 import { api, el, vmPath } from './api.js';
+import { createPci, pciOwners } from './pci.js';
 
 const STATE_TEXT = {
 	attached: 'attached',
@@ -25,57 +28,87 @@ export function mountUsb(root, live) {
 	const pick = el('select', { class: 'gvm-input gvm-usb-pick', 'data-gvm': 'usb-vm', 'aria-label': 'VM' });
 	const refresh = el('button', { class: 'gvm-btn', type: 'button', 'data-gvm': 'usb-refresh' }, 'Rescan');
 	const tbody = el('tbody', { 'data-gvm': 'usb-rows' });
-	const table = el('table', { class: 'gvm-table' },
-		el('thead', {}, el('tr', {}, ...['Device', 'ID', 'State', ''].map((h) => el('th', {}, h)))),
+	const table = el('table', { class: 'gvm-table', 'aria-label': 'USB devices' },
+		el('thead', {}, el('tr', {}, ...['Device', 'ID', 'State', ''].map((h) => el('th', { scope: 'col' }, h)))),
 		tbody);
+	const title = el('h2', {}, 'USB devices', el('span', { class: 'gvm-sub' }, 'Zigbee and Z-Wave sticks, accelerators'));
+	// shown with the PCI section only: the card is then "Devices"
+	const usbHead = el('h3', { class: 'gvm-dev-h gvm-hidden' }, 'USB devices',
+		el('span', { class: 'gvm-sub' }, 'Zigbee and Z-Wave sticks, NCS2'));
+	const pci = createPci({ run });
 	root.replaceChildren(el('section', { class: 'gvm-card', id: 'usb', 'data-gvm': 'usb-panel' },
-		el('h2', {}, 'USB devices', el('span', { class: 'gvm-sub' }, 'Zigbee and Z-Wave sticks, accelerators')),
+		title,
 		el('div', { class: 'gvm-usb-bar' }, el('label', { class: 'gvm-usb-label' }, 'VM', pick), refresh),
-		msg, table));
+		msg, usbHead, table, pci.node));
 
 	let host = [];
 	let wanted = [];
+	let hostPci = [];
+	let wantedPci = [];
+	let owners = new Map();
 	let current = '';
 	let seen = '';
+	let seenOwners = '';
 	let busy = false;
+	let switching = false; // another VM picked, its devices not loaded yet
+	let loads = 0;
 
 	function show(text, kind) {
 		msg.textContent = text;
 		msg.className = `gvm-msg gvm-msg-${kind}`;
 	}
 
+	// The newest load wins: the rows never show (or act for) another VM
+	// than the picked one.
 	async function load() {
+		const seq = ++loads;
+		const vm = current;
+		let h = [], hp = [], w = [], wp = [], err = null;
 		try {
 			const r = await api('GET', '/api/host/devices');
-			host = (r && r.usb) || [];
+			h = (r && r.usb) || [];
+			hp = (r && Array.isArray(r.pci) && r.pci) || [];
 		} catch (e) {
-			host = [];
-			show(`USB devices: ${e.message}`, 'error');
+			err = `USB devices: ${e.message}`;
 		}
-		wanted = [];
-		if (current) {
+		if (vm) {
 			try {
-				const r = await api('GET', vmPath(current, 'devices'));
-				wanted = (r && r.usb) || [];
+				const r = await api('GET', vmPath(vm, 'devices'));
+				w = (r && r.usb) || [];
+				wp = (r && Array.isArray(r.pci) && r.pci) || [];
 			} catch (e) {
-				show(`${current}: ${e.message}`, 'error');
+				err = `${vm}: ${e.message}`;
 			}
 		}
+		if (seq !== loads) return;
+		[host, hostPci, wanted, wantedPci] = [h, hp, w, wp];
+		if (err) show(err, 'error');
+		switching = false;
 		render();
 	}
 
-	async function change(method, path, body, done) {
+	// One action at a time: every button is off while it runs, and the rows
+	// are reloaded from vmmod afterwards, whatever happened.
+	async function run(task) {
 		busy = true;
 		render();
 		try {
-			await api(method, path, body);
-			show(done, 'ok');
-		} catch (e) {
-			show(`${current}: ${e.message}`, 'error');
+			await task();
 		} finally {
 			busy = false;
 			await load();
 		}
+	}
+
+	function change(method, path, body, done) {
+		return run(async () => {
+			try {
+				await api(method, path, body);
+				show(done, 'ok');
+			} catch (e) {
+				show(`${current}: ${e.message}`, 'error');
+			}
+		});
 	}
 
 	function stateCell(st) {
@@ -87,6 +120,7 @@ export function mountUsb(root, live) {
 	}
 
 	function render() {
+		const off = busy || switching;
 		const rows = [];
 		const mine = new Set(wanted.map((d) => d.id));
 		const byId = new Map(host.map((d) => [d.id, d]));
@@ -98,7 +132,7 @@ export function mountUsb(root, live) {
 				el('td', { class: 'gvm-small gvm-muted' }, idText(d)),
 				stateCell(d.state),
 				el('td', {}, el('button', {
-					class: 'gvm-btn gvm-btn-danger', type: 'button', 'data-action': 'detach', disabled: busy,
+					class: 'gvm-btn gvm-btn-danger', type: 'button', 'data-action': 'detach', disabled: off,
 					onclick: () => change('DELETE', vmPath(current, 'devices/' + encodeURIComponent(d.id)), null,
 						`${name}: detached from ${current}`),
 				}, 'Detach'))));
@@ -114,16 +148,25 @@ export function mountUsb(root, live) {
 				el('td', {}, el('span', { class: 'gvm-muted gvm-small' }, note)),
 				el('td', {}, el('button', {
 					class: 'gvm-btn gvm-btn-primary', type: 'button', 'data-action': 'attach',
-					disabled: busy || !current || other || refused,
+					disabled: off || !current || other || refused,
 					onclick: () => change('POST', vmPath(current, 'devices'), usbBody(d),
 						`${d.name || d.id}: attached to ${current}`),
 				}, 'Attach'))));
 		}
 		tbody.replaceChildren(...(rows.length ? rows
 			: [el('tr', {}, el('td', { colspan: 4, class: 'gvm-muted' }, 'No USB devices are plugged into this host.'))]));
+		const withPci = pci.render({ host: hostPci, vm: wantedPci, current, busy: off, owners });
+		title.firstChild.textContent = withPci ? 'Devices' : 'USB devices';
+		title.lastChild.textContent = withPci ? 'USB sticks and PCI accelerators for a VM' : 'Zigbee and Z-Wave sticks, accelerators';
+		usbHead.classList.toggle('gvm-hidden', !withPci);
 	}
 
-	pick.addEventListener('change', () => { current = pick.value; load(); });
+	pick.addEventListener('change', () => {
+		current = pick.value;
+		switching = true;
+		render();
+		load();
+	});
 	refresh.addEventListener('click', () => load());
 
 	function onList(vms) {
@@ -132,14 +175,28 @@ export function mountUsb(root, live) {
 		const renamed = names.join('\n') !== have.join('\n');
 		if (renamed) {
 			pick.replaceChildren(...names.map((n) => el('option', { value: n }, n)));
-			if (!names.includes(current)) current = names[0] || '';
+			if (!names.includes(current)) {
+				current = names[0] || '';
+				switching = true;
+			}
 			pick.value = current;
 		}
+		// which VM holds which PCI device (the other VMs' summaries)
+		owners = pciOwners(vms);
+		const osig = JSON.stringify([...owners]);
 		// the list's device summary changed (plugged, unplugged, attached)
 		const vm = [...vms.values()].find((v) => v.name === current);
 		const sig = JSON.stringify(vm && vm.devices ? vm.devices : []);
-		if (!renamed && (sig === seen || busy)) return;
+		if (!renamed && (sig === seen || busy)) {
+			if (osig !== seenOwners && !busy) {
+				seenOwners = osig;
+				render();
+			}
+			return;
+		}
 		seen = sig;
+		seenOwners = osig;
+		if (switching) render();
 		load();
 	}
 	// The panel is below the VM list: it starts a frame after the list is
