@@ -33,6 +33,10 @@ int xasprintf(char **, const char *, ...) __attribute__((format(printf, 2, 3)));
 int xvasprintf(char **, const char *, va_list);
 
 /* util.c */
+int err_set(char **errp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int err_replace(char **errp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 bool str_has_prefix(const char *, const char *);
 char *read_file(const char *path, size_t max, size_t *lenp);
 int write_file_atomic(const char *path, const void *buf, size_t len, int mode);

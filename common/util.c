@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,47 @@
 #include <unistd.h>
 
 #include "common.h"
+
+/*
+ * The error convention of both programs: a function that fails stores a
+ * message for the user in *errp (when errp is not NULL) and returns -1, so
+ * `return err_set(errp, "...", ...);` reports and fails in one line.
+ * err_set() is for a first failure (*errp may be uninitialised; callers
+ * check the return value before they read it); err_replace() frees a
+ * message already there, for code that may fail again after a retry.
+ */
+static int
+err_vset(char **errp, bool replace, const char *fmt, va_list ap)
+{
+	if (errp == NULL)
+		return -1;
+	if (replace)
+		free(*errp);
+	xvasprintf(errp, fmt, ap);
+	return -1;
+}
+
+int
+err_set(char **errp, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err_vset(errp, false, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int
+err_replace(char **errp, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err_vset(errp, true, fmt, ap);
+	va_end(ap);
+	return -1;
+}
 
 bool
 str_has_prefix(const char *s, const char *prefix)

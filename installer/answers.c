@@ -61,19 +61,6 @@ answers_clear(struct answers *a)
 }
 
 static int
-ans_err(char **errp, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errp != NULL) {
-		va_start(ap, fmt);
-		xvasprintf(errp, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
-static int
 ans_tri(const char *v, enum tri *t)
 {
 	static const char *yes[] = {"yes", "y", "true", "1", "on"};
@@ -167,12 +154,12 @@ ans_set(struct answers *a, const struct ans_key *k, const char *v, char **errp)
 		else
 			tp = &a->trust_unpinned;
 		if (ans_tri(v, tp) == -1)
-			return ans_err(
+			return err_set(
 			    errp, "%s: '%s' is not yes or no", k->name, v);
 		return 0;
 	case AT_PATH:
 		if (!ans_path_ok(v))
-			return ans_err(errp,
+			return err_set(errp,
 			    "%s: '%s' is not a plain absolute path", k->name,
 			    v);
 		free(a->storage_dir);
@@ -180,7 +167,7 @@ ans_set(struct answers *a, const struct ans_key *k, const char *v, char **errp)
 		return 0;
 	case AT_IFNAME:
 		if (!ans_ifname_ok(v))
-			return ans_err(errp,
+			return err_set(errp,
 			    "%s: '%s' is not an interface name (1-15 of "
 			    "A-Z a-z 0-9 _ . -)",
 			    k->name, v);
@@ -189,7 +176,7 @@ ans_set(struct answers *a, const struct ans_key *k, const char *v, char **errp)
 		return 0;
 	case AT_CIDR:
 		if (plan_net_parse(v, &net) == -1)
-			return ans_err(errp,
+			return err_set(errp,
 			    "%s: '%s' is not a host address A.B.C.D/PREFIX "
 			    "(prefix 8-30, not the network or broadcast "
 			    "address)",
@@ -199,7 +186,7 @@ ans_set(struct answers *a, const struct ans_key *k, const char *v, char **errp)
 		return 0;
 	case AT_RANGE:
 		if (plan_range_parse(v, &r) == -1)
-			return ans_err(errp,
+			return err_set(errp,
 			    "%s: '%s' is not FIRST-LAST (A.B.C.D-A.B.C.D, "
 			    "first <= last)",
 			    k->name, v);
@@ -213,7 +200,7 @@ ans_set(struct answers *a, const struct ans_key *k, const char *v, char **errp)
 		return 0;
 	case AT_PORT:
 		if (ans_port(v, &a->console_port) == -1)
-			return ans_err(errp, "%s: '%s' is not a port (1-65535)",
+			return err_set(errp, "%s: '%s' is not a port (1-65535)",
 			    k->name, v);
 		return 0;
 	case AT_PORTS:
@@ -223,7 +210,7 @@ ans_set(struct answers *a, const struct ans_key *k, const char *v, char **errp)
 		for (tok = strtok_r(list, ", ", &save); tok != NULL;
 		     tok = strtok_r(NULL, ", ", &save)) {
 			if (ans_port(tok, &port) == -1) {
-				ans_err(errp,
+				err_set(errp,
 				    "%s: '%s' is not a port (1-65535)", k->name,
 				    tok);
 				free(list);
@@ -235,7 +222,7 @@ ans_set(struct answers *a, const struct ans_key *k, const char *v, char **errp)
 			if (i < a->nblock_ports)
 				continue;
 			if (a->nblock_ports == ANS_MAX_PORTS) {
-				ans_err(errp, "%s: more than %d ports", k->name,
+				err_set(errp, "%s: more than %d ports", k->name,
 				    ANS_MAX_PORTS);
 				free(list);
 				return -1;
@@ -341,7 +328,7 @@ answers_parse(
 		if (strncmp(line, "export ", 7) == 0)
 			line += 7;
 		if ((eq = strchr(line, '=')) == NULL) {
-			ans_err(errp, "%s:%u: not KEY=VALUE", name, lineno);
+			err_set(errp, "%s:%u: not KEY=VALUE", name, lineno);
 			goto done;
 		}
 		*eq = '\0';
@@ -350,32 +337,32 @@ answers_parse(
 			if (!isalnum((unsigned char)*val) && *val != '_')
 				break;
 		if (*val != '\0' || key[0] == '\0') {
-			ans_err(errp,
+			err_set(errp,
 			    "%s:%u: '%s' is not a key (no spaces around '=')",
 			    name, lineno, key);
 			goto done;
 		}
 		val = ans_unquote(eq + 1, &why);
 		if (val == NULL) {
-			ans_err(errp, "%s:%u: %s: %s", name, lineno, key, why);
+			err_set(errp, "%s:%u: %s: %s", name, lineno, key, why);
 			goto done;
 		}
 		if ((k = ans_find(key)) == NULL) {
 			if (str_has_prefix(key, "GVM_")) {
-				ans_err(errp, "%s:%u: unknown key '%s'", name,
+				err_set(errp, "%s:%u: unknown key '%s'", name,
 				    lineno, key);
 				goto done;
 			}
 			continue; /* install.conf's own keys */
 		}
 		if (seen & (1U << (k - ans_keys))) {
-			ans_err(
+			err_set(
 			    errp, "%s:%u: %s given twice", name, lineno, key);
 			goto done;
 		}
 		seen |= 1U << (k - ans_keys);
 		if (ans_set(a, k, val, &err) == -1) {
-			ans_err(errp, "%s:%u: %s", name, lineno, err);
+			err_set(errp, "%s:%u: %s", name, lineno, err);
 			free(err);
 			goto done;
 		}
@@ -393,7 +380,7 @@ answers_load(struct answers *a, const char *path, char **errp)
 	int rc;
 
 	if ((text = read_file(path, 1 << 20, NULL)) == NULL)
-		return ans_err(errp, "%s: %s", path, strerror(errno));
+		return err_set(errp, "%s: %s", path, strerror(errno));
 	rc = answers_parse(a, text, path, errp);
 	free(text);
 	return rc;
@@ -411,7 +398,7 @@ answers_from_env(
 		if ((v = get(ans_keys[i].name)) == NULL)
 			continue;
 		if (ans_set(a, &ans_keys[i], v, &err) == -1) {
-			ans_err(errp, "environment: %s", err);
+			err_set(errp, "environment: %s", err);
 			free(err);
 			return -1;
 		}

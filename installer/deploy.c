@@ -47,22 +47,6 @@ on_data(char *data, size_t size, size_t nmemb, void *arg)
 	return k;
 }
 
-static int
-dp_err(char **errp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int
-dp_err(char **errp, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errp != NULL) {
-		free(*errp);
-		va_start(ap, fmt);
-		xvasprintf(errp, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 /*
  * METHOD PATH on vmmod's socket with BODY (NULL: none) -> status and the
  * parsed answer (*out, may be NULL when it is no JSON).  -1 when vmmod
@@ -81,7 +65,7 @@ call(const char *sock, const char *method, const char *path, json_object *body,
 
 	*out = NULL;
 	if (c == NULL)
-		return dp_err(errp, "libcurl: cannot start");
+		return err_replace(errp, "libcurl: cannot start");
 	snprintf(url, sizeof(url), "http://vmmod%s", path);
 	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
 	curl_easy_setopt(c, CURLOPT_URL, url);
@@ -105,7 +89,7 @@ call(const char *sock, const char *method, const char *path, json_object *body,
 		if (b.p != NULL)
 			*out = json_tokener_parse(b.p);
 	} else
-		dp_err(errp, "vmmod at %s: %s", sock,
+		err_replace(errp, "vmmod at %s: %s", sock,
 		    b.over		  ? "answer too long"
 			: cerr[0] != '\0' ? cerr
 					  : curl_easy_strerror(rc));
@@ -154,7 +138,7 @@ api_fail(char **errp, const char *what, long status, json_object *ans)
 {
 	const char *e = jstr(ans, "error"), *code = jstr(ans, "code");
 
-	return dp_err(errp, "%s: HTTP %ld%s%s%s%s", what, status,
+	return err_replace(errp, "%s: HTTP %ld%s%s%s%s", what, status,
 	    code != NULL ? " " : "", code != NULL ? code : "",
 	    e != NULL ? ": " : "", e != NULL ? e : "");
 }
@@ -192,7 +176,7 @@ deploy_template_info(const char *sock, const char *tmpl, bool *pinned,
 		rc = 0;
 		goto done;
 	}
-	dp_err(errp, "vmmod has no template '%s'", tmpl);
+	err_replace(errp, "vmmod has no template '%s'", tmpl);
 done:
 	json_object_put(ans);
 	return rc;
@@ -281,7 +265,7 @@ deploy_run(const struct deploy_opts *o, char **errp)
 		}
 		if (strcmp(state, "failed") == 0 ||
 		    strcmp(state, "cancelled") == 0) {
-			dp_err(errp, "the deploy %s: %s", state,
+			err_replace(errp, "the deploy %s: %s", state,
 			    jstr(ans, "error") != NULL ? jstr(ans, "error")
 						       : "no reason given");
 			break;
@@ -297,7 +281,7 @@ deploy_run(const struct deploy_opts *o, char **errp)
 		snprintf(last, sizeof(last), "%s", msg);
 		lastpct = pct;
 		if (time(NULL) > end) {
-			dp_err(errp,
+			err_replace(errp,
 			    "the deploy did not end within %d s (it goes on "
 			    "in vmmod: see the dashboard, job %s)",
 			    o->timeout_s, path + 10);
@@ -328,7 +312,7 @@ deploy_template_image(const char *datadir, const char *tmpl, const char *arch,
 	memset(im, 0, sizeof(*im));
 	xasprintf(&path, "%s/templates/%s.json", datadir, tmpl);
 	if ((root = json_object_from_file(path)) == NULL) {
-		dp_err(errp, "%s: %s", path, json_util_get_last_err());
+		err_replace(errp, "%s: %s", path, json_util_get_last_err());
 		free(path);
 		return -1;
 	}
@@ -344,7 +328,7 @@ deploy_template_image(const char *datadir, const char *tmpl, const char *arch,
 		im->pinned = jstr(a, "sha256") != NULL;
 		rc = 0;
 	} else
-		dp_err(errp, "%s: no image for %s", path, arch);
+		err_replace(errp, "%s: no image for %s", path, arch);
 	json_object_put(root);
 	free(path);
 	return rc;

@@ -36,22 +36,6 @@
 /* libiptc takes chain names as whole xt_chainlabel arrays. */
 static const xt_chainlabel ipt_input = "INPUT", ipt_chain = IPT_CHAIN;
 
-static int
-ipt_fail(char **, const char *, ...) __attribute__((format(printf, 2, 3)));
-
-static int
-ipt_fail(char **errp, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errp != NULL) {
-		va_start(ap, fmt);
-		xvasprintf(errp, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 static void
 ipt_backoff(int attempt)
 {
@@ -71,7 +55,7 @@ ipt_lock(char **errp)
 	int fd, i;
 
 	if ((fd = open(IPT_LOCK, O_CREAT | O_RDONLY | O_CLOEXEC, 0600)) == -1)
-		return ipt_fail(errp, "%s: %s", IPT_LOCK, strerror(errno));
+		return err_set(errp, "%s: %s", IPT_LOCK, strerror(errno));
 	for (i = 0; i < IPT_TRIES; i++) {
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 			return fd;
@@ -80,7 +64,7 @@ ipt_lock(char **errp)
 		if (i + 1 < IPT_TRIES)
 			ipt_backoff(i);
 	}
-	ipt_fail(errp, "%s: %s", IPT_LOCK,
+	err_set(errp, "%s: %s", IPT_LOCK,
 	    errno == EWOULDBLOCK ? "held by another program (iptables?)"
 				 : strerror(errno));
 	close(fd);
@@ -193,15 +177,15 @@ ipt_check(const struct ipt_params *p, char **errp)
 
 	if (p->bridge == NULL || *p->bridge == '\0' ||
 	    strlen(p->bridge) >= IFNAMSIZ || strchr(p->bridge, '+') != NULL)
-		return ipt_fail(errp, "bad bridge name");
+		return err_set(errp, "bad bridge name");
 	if (ntohl(p->first.s_addr) > ntohl(p->last.s_addr) ||
 	    p->first.s_addr == 0)
-		return ipt_fail(errp, "bad VM address block");
+		return err_set(errp, "bad VM address block");
 	if (p->nmgmt > IPT_MAX_PORTS)
-		return ipt_fail(errp, "too many management ports");
+		return err_set(errp, "too many management ports");
 	for (i = 0; i < p->nmgmt; i++)
 		if (p->mgmt_ports[i] == 0 || p->mgmt_ports[i] == 53)
-			return ipt_fail(
+			return err_set(
 			    errp, "bad management port %u", p->mgmt_ports[i]);
 	return 0;
 }
@@ -317,7 +301,7 @@ ipt_run(const struct ipt_params *p, char **errp)
 		h = NULL;
 	}
 fail:
-	ipt_fail(errp, "iptables (legacy) filter: %s: %s", step,
+	err_set(errp, "iptables (legacy) filter: %s: %s", step,
 	    errno == EBUSY ? "another rule jumps to " IPT_CHAIN
 			   : iptc_strerror(errno));
 done:

@@ -25,22 +25,6 @@
 /* vmmod's namespace in <metadata> (SPEC_XMLNS, vmmod/spec.h). */
 #define VMMOD_XMLNS "https://guardian.hookprobe.com/vmmod/1"
 
-static int
-lv_err(char **errp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int
-lv_err(char **errp, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errp != NULL) {
-		free(*errp);
-		va_start(ap, fmt);
-		xvasprintf(errp, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 static const char *
 last_error(void)
 {
@@ -144,7 +128,7 @@ lv_open(const char *uri, char **errp)
 
 	virSetErrorFunc(NULL, silent);
 	if ((c = virConnectOpen(uri)) == NULL)
-		lv_err(errp, "cannot connect to libvirt at %s: %s", uri,
+		err_replace(errp, "cannot connect to libvirt at %s: %s", uri,
 		    last_error());
 	return c;
 }
@@ -170,7 +154,7 @@ lv_network_ensure(const char *uri, const char *name, const char *bridge,
 		have =
 		    xml != NULL ? xml_get(xml, "/network/bridge/@name") : NULL;
 		if (have == NULL || strcmp(have, bridge) != 0) {
-			lv_err(errp,
+			err_replace(errp,
 			    "a libvirt network '%s' exists on %s, not on "
 			    "%s: remove it (virsh net-undefine %s) or rename it",
 			    name, have != NULL ? have : "no bridge", bridge,
@@ -186,7 +170,7 @@ lv_network_ensure(const char *uri, const char *name, const char *bridge,
 		n = virNetworkDefineXML(c, xml);
 		free(xml);
 		if (n == NULL) {
-			lv_err(
+			err_replace(
 			    errp, "define network %s: %s", name, last_error());
 			goto done;
 		}
@@ -194,11 +178,12 @@ lv_network_ensure(const char *uri, const char *name, const char *bridge,
 	}
 	if (virNetworkGetAutostart(n, &auto_on) < 0 ||
 	    (!auto_on && virNetworkSetAutostart(n, 1) < 0)) {
-		lv_err(errp, "autostart network %s: %s", name, last_error());
+		err_replace(
+		    errp, "autostart network %s: %s", name, last_error());
 		goto done;
 	}
 	if (virNetworkIsActive(n) == 0 && virNetworkCreate(n) < 0) {
-		lv_err(errp, "start network %s: %s", name, last_error());
+		err_replace(errp, "start network %s: %s", name, last_error());
 		goto done;
 	}
 	rc = 0;
@@ -231,7 +216,7 @@ lv_pool_ensure(const char *uri, const char *name, const char *dir,
 			xml = virStoragePoolGetXMLDesc(p, 0);
 		have = xml != NULL ? xml_get(xml, "/pool/target/path") : NULL;
 		if (have == NULL || strcmp(have, dir) != 0) {
-			lv_err(errp,
+			err_replace(errp,
 			    "a libvirt storage pool '%s' exists at %s, not "
 			    "at %s: choose that directory or remove the pool",
 			    name, have != NULL ? have : "no path", dir);
@@ -246,7 +231,7 @@ lv_pool_ensure(const char *uri, const char *name, const char *dir,
 		p = virStoragePoolDefineXML(c, xml, 0);
 		free(xml);
 		if (p == NULL) {
-			lv_err(errp, "define storage pool %s: %s", name,
+			err_replace(errp, "define storage pool %s: %s", name,
 			    last_error());
 			goto done;
 		}
@@ -254,11 +239,11 @@ lv_pool_ensure(const char *uri, const char *name, const char *dir,
 	}
 	if (virStoragePoolGetAutostart(p, &auto_on) < 0 ||
 	    (!auto_on && virStoragePoolSetAutostart(p, 1) < 0)) {
-		lv_err(errp, "autostart pool %s: %s", name, last_error());
+		err_replace(errp, "autostart pool %s: %s", name, last_error());
 		goto done;
 	}
 	if (virStoragePoolIsActive(p) == 0 && virStoragePoolCreate(p, 0) < 0) {
-		lv_err(errp, "start pool %s: %s", name, last_error());
+		err_replace(errp, "start pool %s: %s", name, last_error());
 		goto done;
 	}
 	rc = 0;
@@ -287,7 +272,7 @@ lv_verify(const char *uri, const char *net, const char *pool, char **errp)
 		if ((n = virNetworkLookupByName(c, net)) == NULL ||
 		    virNetworkIsActive(n) != 1 ||
 		    virNetworkGetAutostart(n, &a) < 0 || !a) {
-			lv_err(errp,
+			err_replace(errp,
 			    "network %s is not defined, active and "
 			    "autostarted",
 			    net);
@@ -299,7 +284,7 @@ lv_verify(const char *uri, const char *net, const char *pool, char **errp)
 		if ((p = virStoragePoolLookupByName(c, pool)) == NULL ||
 		    virStoragePoolIsActive(p) != 1 ||
 		    virStoragePoolGetAutostart(p, &a) < 0 || !a) {
-			lv_err(errp,
+			err_replace(errp,
 			    "storage pool %s is not defined, active and "
 			    "autostarted",
 			    pool);
@@ -327,10 +312,10 @@ lv_network_remove(const char *uri, const char *name, char **errp)
 		return -1;
 	if ((n = virNetworkLookupByName(c, name)) != NULL) {
 		if (virNetworkIsActive(n) == 1 && virNetworkDestroy(n) < 0)
-			rc = lv_err(
+			rc = err_replace(
 			    errp, "stop network %s: %s", name, last_error());
 		else if (virNetworkUndefine(n) < 0)
-			rc = lv_err(errp, "undefine network %s: %s", name,
+			rc = err_replace(errp, "undefine network %s: %s", name,
 			    last_error());
 		virNetworkFree(n);
 	}
@@ -351,10 +336,10 @@ lv_pool_remove(const char *uri, const char *name, char **errp)
 	if ((p = virStoragePoolLookupByName(c, name)) != NULL) {
 		if (virStoragePoolIsActive(p) == 1 &&
 		    virStoragePoolDestroy(p) < 0)
-			rc = lv_err(
+			rc = err_replace(
 			    errp, "stop pool %s: %s", name, last_error());
 		else if (virStoragePoolUndefine(p) < 0)
-			rc = lv_err(
+			rc = err_replace(
 			    errp, "undefine pool %s: %s", name, last_error());
 		virStoragePoolFree(p);
 	}
@@ -457,7 +442,7 @@ lv_purge(const char *uri, const char *pool, const char *dir, bool dry_run,
 				    VIR_DOMAIN_UNDEFINE_NVRAM |
 				    VIR_DOMAIN_UNDEFINE_TPM) < 0 &&
 			    virDomainUndefine(doms[i]) < 0)
-				rc = lv_err(errp, "undefine VM %s: %s",
+				rc = err_replace(errp, "undefine VM %s: %s",
 				    virDomainGetName(doms[i]), last_error());
 		}
 		free(xml);
@@ -470,7 +455,7 @@ lv_purge(const char *uri, const char *pool, const char *dir, bool dry_run,
 		n = virStoragePoolListAllVolumes(p, &vols, 0);
 		for (i = 0; i < n; i++) {
 			if (virStorageVolDelete(vols[i], 0) < 0)
-				rc = lv_err(errp, "delete volume %s: %s",
+				rc = err_replace(errp, "delete volume %s: %s",
 				    virStorageVolGetName(vols[i]),
 				    last_error());
 			else

@@ -48,19 +48,6 @@ manifest_new(void)
 	return manifest_wrap(root);
 }
 
-static int
-manifest_err(char **errp, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errp != NULL) {
-		va_start(ap, fmt);
-		xvasprintf(errp, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 struct manifest *
 manifest_load(const char *path, char **errp)
 {
@@ -72,14 +59,14 @@ manifest_load(const char *path, char **errp)
 	if ((text = read_file(path, 64 << 20, &len)) == NULL) {
 		if (errno == ENOENT)
 			return manifest_new();
-		manifest_err(errp, "%s: %s", path, strerror(errno));
+		err_set(errp, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	tok = json_tokener_new();
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	root = json_tokener_parse_ex(tok, text, len);
 	if (json_tokener_get_error(tok) != json_tokener_success) {
-		manifest_err(errp, "%s: not JSON: %s", path,
+		err_set(errp, "%s: not JSON: %s", path,
 		    json_tokener_error_desc(json_tokener_get_error(tok)));
 		goto fail;
 	}
@@ -89,7 +76,7 @@ manifest_load(const char *path, char **errp)
 	    json_object_get_int(v) != 1 ||
 	    !json_object_object_get_ex(root, "changes", &changes) ||
 	    !json_object_is_type(changes, json_type_array)) {
-		manifest_err(errp, "%s: not a version 1 manifest", path);
+		err_set(errp, "%s: not a version 1 manifest", path);
 		goto fail;
 	}
 	for (i = 0; i < json_object_array_length(changes); i++) {
@@ -99,7 +86,7 @@ manifest_load(const char *path, char **errp)
 		    !json_object_is_type(v, json_type_string) ||
 		    !json_object_object_get_ex(e, "path", &v) ||
 		    !json_object_is_type(v, json_type_string)) {
-			manifest_err(
+			err_set(
 			    errp, "%s: change %zu lacks type or path", path, i);
 			goto fail;
 		}
@@ -142,7 +129,7 @@ manifest_save(const struct manifest *m, const char *path, char **errp)
 	int rc = 0;
 
 	if (write_file_atomic(path, s, strlen(s), 0600) == -1)
-		rc = manifest_err(errp, "%s: %s", path, strerror(errno));
+		rc = err_set(errp, "%s: %s", path, strerror(errno));
 	free(s);
 	return rc;
 }

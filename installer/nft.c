@@ -23,22 +23,6 @@
 
 #define NFT_CHAIN "inet guardian input"
 
-static int
-nft_fail(char **, const char *, ...) __attribute__((format(printf, 2, 3)));
-
-static int
-nft_fail(char **errp, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errp != NULL) {
-		va_start(ap, fmt);
-		xvasprintf(errp, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 static json_object *
 nft_parse(const char *text, char **errp)
 {
@@ -52,7 +36,7 @@ nft_parse(const char *text, char **errp)
 	if (json_tokener_get_error(tok) != json_tokener_success ||
 	    text[strspn(text + json_tokener_get_parse_end(tok), " \n") +
 		json_tokener_get_parse_end(tok)] != '\0') {
-		nft_fail(errp, "nft JSON: %s",
+		err_set(errp, "nft JSON: %s",
 		    json_tokener_error_desc(json_tokener_get_error(tok)));
 		json_object_put(o);
 		o = NULL;
@@ -145,7 +129,7 @@ nft_console_scan(const char *json, const char *iface, uint16_t port,
 		return -1;
 	if ((items = nft_items(root)) == NULL) {
 		json_object_put(root);
-		return nft_fail(errp, "nft JSON: no \"nftables\" array");
+		return err_set(errp, "nft JSON: no \"nftables\" array");
 	}
 	n = json_object_array_length(items);
 	for (i = 0; i < n; i++) {
@@ -183,7 +167,7 @@ nft_run(struct nft_ctx *ctx, const char *cmd, char **outp, char **errp)
 
 	if (nft_run_cmd_from_buffer(ctx, cmd) != 0) {
 		s = nft_ctx_get_error_buffer(ctx);
-		return nft_fail(errp, "nft: %s: %.*s", cmd,
+		return err_set(errp, "nft: %s: %.*s", cmd,
 		    (int)strcspn(s == NULL ? "" : s, "\n"), s == NULL ? "" : s);
 	}
 	if (outp != NULL) {
@@ -269,7 +253,7 @@ nft_console_rule_apply(const char *iface, uint16_t port, char **errp)
 	char *cmd = NULL, *c;
 
 	if (iface == NULL || !nft_iface_ok(iface) || port == 0) {
-		nft_fail(errp, "bad console interface or port");
+		err_set(errp, "bad console interface or port");
 		return NFT_ERROR;
 	}
 	ctx = nft_open();

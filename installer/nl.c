@@ -24,22 +24,6 @@
 #include "common.h"
 #include "setup.h"
 
-static int
-nl_fail(char **, const char *, ...) __attribute__((format(printf, 2, 3)));
-
-static int
-nl_fail(char **errp, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errp != NULL) {
-		va_start(ap, fmt);
-		xvasprintf(errp, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 static struct nl_sock *
 nl_open(char **errp)
 {
@@ -47,11 +31,11 @@ nl_open(char **errp)
 	int r;
 
 	if ((sk = nl_socket_alloc()) == NULL) {
-		nl_fail(errp, "netlink: cannot allocate a socket");
+		err_set(errp, "netlink: cannot allocate a socket");
 		return NULL;
 	}
 	if ((r = nl_connect(sk, NETLINK_ROUTE)) < 0) {
-		nl_fail(errp, "netlink: %s", nl_geterror(r));
+		err_set(errp, "netlink: %s", nl_geterror(r));
 		nl_socket_free(sk);
 		return NULL;
 	}
@@ -67,7 +51,7 @@ nl_link_get(
 
 	*linkp = NULL;
 	if (name == NULL || *name == '\0' || strlen(name) >= IFNAMSIZ)
-		return nl_fail(errp, "bad interface name \"%s\"",
+		return err_set(errp, "bad interface name \"%s\"",
 		    name == NULL ? "" : name);
 	r = rtnl_link_get_kernel(sk, 0, name, linkp);
 	if (r == -NLE_OBJ_NOTFOUND || r == -NLE_NODEV) {
@@ -75,7 +59,7 @@ nl_link_get(
 		return 0;
 	}
 	if (r < 0)
-		return nl_fail(errp, "%s: %s", name, nl_geterror(r));
+		return err_set(errp, "%s: %s", name, nl_geterror(r));
 	return 0;
 }
 
@@ -142,12 +126,12 @@ nl_inspect(struct nl_sock *sk, const char *name, struct nl_bridge_info *info,
 	w.ifindex = rtnl_link_get_ifindex(link);
 	w.info = info;
 	if ((r = rtnl_addr_alloc_cache(sk, &addrs)) < 0) {
-		nl_fail(errp, "%s: addresses: %s", name, nl_geterror(r));
+		err_set(errp, "%s: addresses: %s", name, nl_geterror(r));
 		goto done;
 	}
 	nl_cache_foreach(addrs, nl_addr_cb, &w);
 	if ((r = rtnl_link_alloc_cache(sk, AF_UNSPEC, &links)) < 0) {
-		nl_fail(errp, "%s: links: %s", name, nl_geterror(r));
+		err_set(errp, "%s: links: %s", name, nl_geterror(r));
 		goto done;
 	}
 	nl_cache_foreach(links, nl_port_cb, &w);
@@ -196,7 +180,7 @@ nl_parse_cidr(const char *cidr, struct in_addr *ip, int *plen, char **errp)
 	*plen = (int)p;
 	return 0;
 bad:
-	return nl_fail(errp, "\"%s\" is not an IPv4 address/prefix",
+	return err_set(errp, "\"%s\" is not an IPv4 address/prefix",
 	    cidr == NULL ? "" : cidr);
 }
 
@@ -215,7 +199,7 @@ nl_addr_add(
 	if ((a = rtnl_addr_alloc()) == NULL ||
 	    (local = nl_addr_build(AF_INET, &ip, 4)) == NULL ||
 	    (brd = nl_addr_build(AF_INET, &b, 4)) == NULL) {
-		nl_fail(errp, "netlink: out of memory");
+		err_set(errp, "netlink: out of memory");
 		goto done;
 	}
 	nl_addr_set_prefixlen(local, plen);
@@ -223,12 +207,12 @@ nl_addr_add(
 	rtnl_addr_set_family(a, AF_INET);
 	if ((r = rtnl_addr_set_local(a, local)) < 0 ||
 	    (plen < 31 && (r = rtnl_addr_set_broadcast(a, brd)) < 0)) {
-		nl_fail(errp, "netlink: %s", nl_geterror(r));
+		err_set(errp, "netlink: %s", nl_geterror(r));
 		goto done;
 	}
 	rtnl_addr_set_prefixlen(a, plen);
 	if ((r = rtnl_addr_add(sk, a, 0)) < 0) {
-		nl_fail(errp, "adding %s/%d: %s", inet_ntoa(ip), plen,
+		err_set(errp, "adding %s/%d: %s", inet_ntoa(ip), plen,
 		    nl_geterror(r));
 		goto done;
 	}
@@ -248,12 +232,12 @@ nl_link_up(struct nl_sock *sk, struct rtnl_link *link, char **errp)
 	int r;
 
 	if ((change = rtnl_link_alloc()) == NULL)
-		return nl_fail(errp, "netlink: out of memory");
+		return err_set(errp, "netlink: out of memory");
 	rtnl_link_set_flags(change, IFF_UP);
 	r = rtnl_link_change(sk, link, change, 0);
 	rtnl_link_put(change);
 	if (r < 0)
-		return nl_fail(errp, "%s: set up: %s", rtnl_link_get_name(link),
+		return err_set(errp, "%s: set up: %s", rtnl_link_get_name(link),
 		    nl_geterror(r));
 	return 0;
 }
@@ -279,12 +263,12 @@ nl_bridge_ensure(const char *name, const char *cidr, bool *changed, char **errp)
 	if (nl_inspect(sk, name, &info, errp) == -1)
 		goto done;
 	if (info.exists && !info.is_bridge) {
-		nl_fail(errp, "%s exists and is not a bridge", name);
+		err_set(errp, "%s exists and is not a bridge", name);
 		goto done;
 	}
 	if (!info.exists) {
 		if ((r = rtnl_link_bridge_add(sk, name)) < 0) {
-			nl_fail(errp, "creating bridge %s: %s", name,
+			err_set(errp, "creating bridge %s: %s", name,
 			    nl_geterror(r));
 			goto done;
 		}
@@ -298,7 +282,7 @@ nl_bridge_ensure(const char *name, const char *cidr, bool *changed, char **errp)
 		    have.s_addr != ip.s_addr)
 			continue;
 		if (atoi(info.addrs[i] + n + 1) != plen) {
-			nl_fail(errp, "%s already has %s/%s, not %s", name,
+			err_set(errp, "%s already has %s/%s, not %s", name,
 			    info.addrs[i], info.addrs[i] + n + 1, cidr);
 			goto done;
 		}
@@ -307,7 +291,7 @@ nl_bridge_ensure(const char *name, const char *cidr, bool *changed, char **errp)
 	if (nl_link_get(sk, name, &link, errp) == -1)
 		goto done;
 	if (link == NULL) {
-		nl_fail(errp, "%s vanished while being set up", name);
+		err_set(errp, "%s vanished while being set up", name);
 		goto done;
 	}
 	if (!found) {
@@ -367,13 +351,13 @@ nl_default_route_iface(char buf[16], char **errp)
 	if ((sk = nl_open(errp)) == NULL)
 		return -1;
 	if ((r = rtnl_route_alloc_cache(sk, AF_INET, 0, &routes)) < 0) {
-		nl_fail(errp, "routes: %s", nl_geterror(r));
+		err_set(errp, "routes: %s", nl_geterror(r));
 		goto done;
 	}
 	nl_cache_foreach(routes, nl_route_cb, &d);
 	if (d.ifindex > 0) {
 		if (if_indextoname(d.ifindex, name) == NULL) {
-			nl_fail(errp, "default route: interface %d: %s",
+			err_set(errp, "default route: interface %d: %s",
 			    d.ifindex, strerror(errno));
 			goto done;
 		}
@@ -403,11 +387,11 @@ nl_bridge_remove(const char *name, char **errp)
 		goto done;
 	}
 	if (!nl_is_bridge(link)) {
-		nl_fail(errp, "%s is not a bridge: not removing it", name);
+		err_set(errp, "%s is not a bridge: not removing it", name);
 		goto done;
 	}
 	if ((r = rtnl_link_delete(sk, link)) < 0) {
-		nl_fail(errp, "removing %s: %s", name, nl_geterror(r));
+		err_set(errp, "removing %s: %s", name, nl_geterror(r));
 		goto done;
 	}
 	rc = 0;

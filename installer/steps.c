@@ -39,22 +39,6 @@ struct run {
 	size_t kept; /* uninstall: directories kept (not empty) */
 };
 
-static int
-st_err(char **errp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int
-st_err(char **errp, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errp != NULL) {
-		free(*errp);
-		va_start(ap, fmt);
-		xvasprintf(errp, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 static void say(struct run *r, int pct, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void
@@ -105,7 +89,7 @@ make_dirs(
 		full = rooted(r, copy);
 		if (stat(full, &st) == -1) {
 			if (mkdir(full, c == '\0' ? mode : 0755) == -1) {
-				rc = st_err(errp, "mkdir %s: %s", full,
+				rc = err_replace(errp, "mkdir %s: %s", full,
 				    strerror(errno));
 				free(full);
 				break;
@@ -118,8 +102,8 @@ make_dirs(
 			if (!own && save(r, errp) == -1)
 				rc = -1;
 		} else if (!S_ISDIR(st.st_mode))
-			rc =
-			    st_err(errp, "%s exists and is no directory", full);
+			rc = err_replace(
+			    errp, "%s exists and is no directory", full);
 		free(full);
 		*p = c;
 		if (rc == -1 || c == '\0')
@@ -172,7 +156,7 @@ do_file(struct run *r, const struct change *c, char **errp)
 
 	cur = read_file(full, 16 << 20, NULL);
 	if (cur == NULL && errno != ENOENT) {
-		st_err(errp, "%s: %s", full, strerror(errno));
+		err_replace(errp, "%s: %s", full, strerror(errno));
 		free(full);
 		return -1;
 	}
@@ -184,7 +168,7 @@ do_file(struct run *r, const struct change *c, char **errp)
 		mode &= ~077;
 	if (c->src != NULL) {
 		if ((want = read_file(c->src, 16 << 20, NULL)) == NULL) {
-			st_err(errp, "%s: %s (make install puts it there)",
+			err_replace(errp, "%s: %s (make install puts it there)",
 			    c->src, strerror(errno));
 			goto done;
 		}
@@ -193,7 +177,7 @@ do_file(struct run *r, const struct change *c, char **errp)
 	else
 		want = xstrdup(c->content);
 	if (want == NULL && c->anchor != NULL) {
-		st_err(errp,
+		err_replace(errp,
 		    "%s: %s; refusing to edit it (%s).  Nothing was changed "
 		    "in it",
 		    full, cur == NULL ? "missing" : "not as expected",
@@ -201,7 +185,7 @@ do_file(struct run *r, const struct change *c, char **errp)
 		goto done;
 	}
 	if (want == NULL) {
-		st_err(errp,
+		err_replace(errp,
 		    "%s: nothing to edit (the expected line is "
 		    "missing)",
 		    full);
@@ -224,14 +208,14 @@ do_file(struct run *r, const struct change *c, char **errp)
 	if (save(r, errp) == -1)
 		goto done;
 	if (write_file_atomic(full, want, strlen(want), mode) == -1) {
-		st_err(errp, "%s: %s", full, strerror(errno));
+		err_replace(errp, "%s: %s", full, strerror(errno));
 		goto done;
 	}
 	/* verify */
 	back = read_file(full, 16 << 20, NULL);
 	if (back == NULL || strcmp(back, want) != 0) {
 		free(back);
-		st_err(errp, "%s: reads back differently", full);
+		err_replace(errp, "%s: reads back differently", full);
 		goto done;
 	}
 	free(back);
@@ -262,7 +246,7 @@ do_link(struct run *r, const struct change *c, char **errp)
 		}
 	}
 	if (n >= 0 || errno != ENOENT) {
-		st_err(errp, "%s exists and is not our link to %s", full,
+		err_replace(errp, "%s exists and is not our link to %s", full,
 		    c->target);
 		goto done;
 	}
@@ -275,7 +259,7 @@ do_link(struct run *r, const struct change *c, char **errp)
 	if ((rc = save(r, errp)) == -1)
 		goto done;
 	if ((rc = symlink(c->target, full)) == -1)
-		st_err(errp, "symlink %s: %s", full, strerror(errno));
+		err_replace(errp, "symlink %s: %s", full, strerror(errno));
 	else
 		say(r, -1, "linked %s", c->path);
 done:
@@ -406,7 +390,7 @@ do_packages(struct run *r, const struct change *c, char **errp)
 	}
 	if (pipe2(fds, 0) == -1) {
 		free(argv);
-		return st_err(errp, "pipe: %s", strerror(errno));
+		return err_replace(errp, "pipe: %s", strerror(errno));
 	}
 	fcntl(fds[0], F_SETFD, FD_CLOEXEC);
 	pid_t pid = fork();
@@ -432,7 +416,7 @@ do_packages(struct run *r, const struct change *c, char **errp)
 		;
 	if (pid == -1 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
 		free(argv);
-		return st_err(errp,
+		return err_replace(errp,
 		    "apt-get install failed; see its output "
 		    "above (apt-get -f install may repair)");
 	}
@@ -461,7 +445,7 @@ do_user(struct run *r, const struct change *c, char **errp)
 		return 0;
 	}
 	if (run_ok(argv) == -1)
-		return st_err(errp, "useradd %s failed", c->path);
+		return err_replace(errp, "useradd %s failed", c->path);
 	manifest_add(r->m, &me);
 	return save(r, errp);
 }
@@ -511,7 +495,7 @@ do_libvirt(struct run *r, const struct change *c, char **errp)
 		    net ? "network" : "storage pool", name,
 		    defined ? "defined" : "already defined");
 	else
-		st_err(errp, "%s: %s", c->desc, err);
+		err_replace(errp, "%s: %s", c->desc, err);
 	free(err);
 	free(dir);
 	return rc;
@@ -604,7 +588,7 @@ start_dnsmasq(struct run *r, char **errp)
 	}
 	argv[n] = NULL;
 	if ((rc = run_ok(argv)) == -1)
-		st_err(errp,
+		err_replace(errp,
 		    "dnsmasq did not start (if another dnsmasq serves the "
 		    "bridge, stop it, or restart it with %s)",
 		    confdir);
@@ -644,14 +628,14 @@ creds_make(struct run *r, char **errp)
 	creds_remove();
 	if (access(GVM_GUARDIAN_CRT, R_OK) == -1 ||
 	    access(GVM_GUARDIAN_KEY, R_OK) == -1)
-		return st_err(errp,
+		return err_replace(errp,
 		    "the console listener needs Guardian's certificate "
 		    "and key (" GVM_GUARDIAN_CRT ", " GVM_GUARDIAN_KEY "): %s",
 		    strerror(errno));
 	if (mkdir(GVM_CREDS_DIR, 0700) == -1 ||
 	    symlink(GVM_GUARDIAN_CRT, GVM_CREDS_DIR "/console.crt") == -1 ||
 	    symlink(GVM_GUARDIAN_KEY, GVM_CREDS_DIR "/console.key") == -1) {
-		st_err(errp, GVM_CREDS_DIR ": %s", strerror(errno));
+		err_replace(errp, GVM_CREDS_DIR ": %s", strerror(errno));
 		creds_remove();
 		return -1;
 	}
@@ -691,7 +675,7 @@ start_vmmod(struct run *r, char **errp)
 		own_creds = true;
 	}
 	if ((pid = fork()) == -1)
-		return st_err(errp, "fork: %s", strerror(errno));
+		return err_replace(errp, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		setsid();
 		if (own_creds)
@@ -707,10 +691,10 @@ start_vmmod(struct run *r, char **errp)
 	}
 	snprintf(buf, sizeof(buf), "%ld\n", (long)pid);
 	if (write_file_atomic(pidfile, buf, strlen(buf), 0644) == -1)
-		return st_err(errp, "%s: %s", pidfile, strerror(errno));
+		return err_replace(errp, "%s: %s", pidfile, strerror(errno));
 	usleep(300000);
 	if (waitpid(pid, NULL, WNOHANG) == pid)
-		return st_err(errp,
+		return err_replace(errp,
 		    "vmmod exited at once (run %s -f %s to see why)", argv[0],
 		    GVM_VMMOD_CONF);
 	say(r, -1, "no systemd as PID 1: started vmmod directly (pid %ld)",
@@ -722,7 +706,7 @@ static int
 do_direct(struct run *r, const struct change *c, char **errp)
 {
 	if (mkdir(GVM_RUNDIR, 0755) == -1 && errno != EEXIST)
-		return st_err(
+		return err_replace(
 		    errp, "mkdir " GVM_RUNDIR ": %s", strerror(errno));
 	if (strcmp(c->path, "dnsmasq-restart") == 0)
 		return start_dnsmasq(r, errp);
@@ -763,18 +747,19 @@ deploy_ha(struct run *r, char **errp)
 	for (i = 0; i < 50 && access(o.sock, F_OK) == -1; i++)
 		usleep(100000);
 	if (deploy_template_info(o.sock, o.tmpl, &pinned, &why, &err) == -1) {
-		st_err(errp,
+		err_replace(errp,
 		    "%s (deploy it from the dashboard once vmmod runs)", err);
 		free(err);
 		return -1;
 	}
 	if (why != NULL) {
-		st_err(errp, "Home Assistant cannot be deployed here: %s", why);
+		err_replace(
+		    errp, "Home Assistant cannot be deployed here: %s", why);
 		free(why);
 		return -1;
 	}
 	if (!pinned && !o.trust_unpinned)
-		return st_err(errp,
+		return err_replace(errp,
 		    "the Home Assistant image is not pinned by a known "
 		    "SHA-256: deploying it trusts whatever is downloaded the "
 		    "first time (its digest is then pinned).  Consent with "
@@ -784,7 +769,7 @@ deploy_ha(struct run *r, char **errp)
 	    o.tmpl,
 	    pinned ? "pinned by SHA-256" : "unpinned: trusted on first use");
 	if ((rc = deploy_run(&o, &err)) == -1) {
-		st_err(errp, "%s", err);
+		err_replace(errp, "%s", err);
 		free(err);
 	}
 	return rc;
@@ -804,7 +789,7 @@ check_assets(struct run *r, char **errp)
 	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
 		xasprintf(&path, "%s%s", r->plan->datadir, need[i]);
 		if (access(path, R_OK) == -1) {
-			st_err(errp,
+			err_replace(errp,
 			    "%s: %s: the blueprint could not serve the tile "
 			    "(make install puts the web assets there)",
 			    path, strerror(errno));
@@ -838,7 +823,7 @@ webui_restart_now(struct run *r, char **errp)
 		return 0;
 	}
 	if (run_ok(reload) == -1 || run_ok(restart) == -1)
-		return st_err(errp,
+		return err_replace(errp,
 		    "systemctl try-restart " GVM_WEBUI_UNIT " failed "
 		    "(journalctl -u " GVM_WEBUI_UNIT " shows why)");
 	say(r, -1, "restarted " GVM_WEBUI_UNIT);
@@ -950,7 +935,7 @@ do_action(struct run *r, const struct change *c, char **errp)
 		else
 			rc = run_ok(reload) == 0 && run_ok(start) == 0 ? 0 : -1;
 		if (rc == -1)
-			return st_err(errp,
+			return err_replace(errp,
 			    "%s failed (systemctl status shows "
 			    "why)",
 			    c->desc);
@@ -959,7 +944,7 @@ do_action(struct run *r, const struct change *c, char **errp)
 	say(r, -1, "NOT IMPLEMENTED (nothing done): %s", c->desc);
 	return 0;
 fail:
-	st_err(errp, "%s: %s", c->desc, err != NULL ? err : "failed");
+	err_replace(errp, "%s: %s", c->desc, err != NULL ? err : "failed");
 	free(err);
 	return -1;
 }
@@ -985,14 +970,14 @@ undo_entry(struct run *r, size_t i, char **errp)
 			    me.path);
 		else if (me.prev == NULL) {
 			if (unlink(full) == -1 && errno != ENOENT)
-				rc = st_err(errp, "unlink %s: %s", full,
+				rc = err_replace(errp, "unlink %s: %s", full,
 				    strerror(errno));
 			else
 				say(r, -1, "removed %s", me.path);
 		} else if (write_file_atomic(full, me.prev, strlen(me.prev),
 			       me.prev_mode) == -1 ||
 		    chmod(full, me.prev_mode) == -1)
-			rc = st_err(
+			rc = err_replace(
 			    errp, "restore %s: %s", full, strerror(errno));
 		else
 			say(r, -1, "restored %s", me.path);
@@ -1032,12 +1017,13 @@ undo_entry(struct run *r, size_t i, char **errp)
 			say(r, -1, "skipped (GVM_SETUP_SKIP_APT): remove %s",
 			    me.path);
 		else if (run_ok(argv) == -1)
-			rc = st_err(errp, "apt-get remove %s failed", me.path);
+			rc = err_replace(
+			    errp, "apt-get remove %s failed", me.path);
 	} else if (strcmp(me.type, "user") == 0) {
 		char *argv[] = {"userdel", (char *)me.path, NULL};
 
 		if (run_ok(argv) == -1)
-			rc = st_err(errp, "userdel %s failed", me.path);
+			rc = err_replace(errp, "userdel %s failed", me.path);
 	} else if (strcmp(me.type, "bridge") == 0) {
 		if (nl_bridge_remove(me.path, errp) == -1)
 			rc = -1;
@@ -1167,7 +1153,7 @@ steps_apply(const struct plan *p, struct manifest *m,
 		if (rc == -1) {
 			say(&r, -1, "FAILED: %s", err);
 			undo_from(&r, mark, true, NULL);
-			st_err(errp,
+			err_replace(errp,
 			    "step %s failed: %s; its changes were "
 			    "undone.  Fix the cause and run guardian-vm-setup "
 			    "again (or --uninstall)",
@@ -1242,7 +1228,7 @@ vms_before_undo(struct run *r, char **errp)
 		    "removes them)");
 		rc = 0;
 	} else if (rc == -1)
-		st_err(errp, "--purge: %s", err);
+		err_replace(errp, "--purge: %s", err);
 	else if (r->o->purge) {
 		purge_dir_files(r, GVM_RESERVATIONS_DIR);
 		purge_dir_files(r, GVM_HOSTS_DIR);

@@ -39,22 +39,6 @@ static const char *const catalog_kinds[] = {
     [CATALOG_INSTALLER_ISO] = "installer-iso",
 };
 
-static int cat_err(char **errp, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int
-cat_err(char **errp, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errp != NULL) {
-		va_start(ap, fmt);
-		xvasprintf(errp, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 /* Every key of o must be in keys[]. */
 static int
 cat_keys(json_object *o, const char *where, const char *const *keys, size_t n,
@@ -69,7 +53,7 @@ cat_keys(json_object *o, const char *where, const char *const *keys, size_t n,
 			if (strcmp(key, keys[i]) == 0)
 				break;
 		if (i == n)
-			return cat_err(errp, "%s%s: unknown field", where, key);
+			return err_set(errp, "%s%s: unknown field", where, key);
 	}
 	return 0;
 }
@@ -102,17 +86,17 @@ cat_str(json_object *o, const char *where, const char *key, bool nullable,
 	if (!json_object_object_get_ex(o, key, &v) || v == NULL) {
 		if (nullable)
 			return 0;
-		return cat_err(errp, "%s%s: required", where, key);
+		return err_set(errp, "%s%s: required", where, key);
 	}
 	if (!json_object_is_type(v, json_type_string))
-		return cat_err(errp, "%s%s: not a string", where, key);
+		return err_set(errp, "%s%s: not a string", where, key);
 	s = json_object_get_string(v);
 	if ((size_t)json_object_get_string_len(v) != strlen(s))
-		return cat_err(errp, "%s%s: contains NUL", where, key);
+		return err_set(errp, "%s%s: contains NUL", where, key);
 	if (*s == '\0' || strlen(s) > CATALOG_STR_MAX)
-		return cat_err(errp, "%s%s: empty or too long", where, key);
+		return err_set(errp, "%s%s: empty or too long", where, key);
 	if (!cat_text_ok(s, multiline))
-		return cat_err(
+		return err_set(
 		    errp, "%s%s: control characters or bad UTF-8", where, key);
 	*out = xstrdup(s);
 	return 0;
@@ -126,13 +110,13 @@ cat_uint(json_object *o, const char *where, const char *key, unsigned min,
 	int64_t n;
 
 	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
-		return cat_err(errp, "%s%s: required", where, key);
+		return err_set(errp, "%s%s: required", where, key);
 	if (!json_object_is_type(v, json_type_int))
-		return cat_err(errp, "%s%s: not an integer", where, key);
+		return err_set(errp, "%s%s: not an integer", where, key);
 	errno = 0;
 	n = json_object_get_int64(v);
 	if (errno != 0 || n < min || n > max)
-		return cat_err(
+		return err_set(
 		    errp, "%s%s: out of range %u..%u", where, key, min, max);
 	*out = (unsigned)n;
 	return 0;
@@ -145,9 +129,9 @@ cat_bool(
 	json_object *v;
 
 	if (!json_object_object_get_ex(o, key, &v) || v == NULL)
-		return cat_err(errp, "%s%s: required", where, key);
+		return err_set(errp, "%s%s: required", where, key);
 	if (!json_object_is_type(v, json_type_boolean))
-		return cat_err(errp, "%s%s: not a boolean", where, key);
+		return err_set(errp, "%s%s: not a boolean", where, key);
 	*out = json_object_get_boolean(v);
 	return 0;
 }
@@ -168,7 +152,7 @@ cat_enum(json_object *o, const char *where, const char *key,
 			return (int)i;
 		}
 	}
-	cat_err(errp, "%s%s: unknown value \"%s\"", where, key, s);
+	err_set(errp, "%s%s: unknown value \"%s\"", where, key, s);
 	free(s);
 	return -1;
 }
@@ -232,26 +216,26 @@ cat_url(char *url, const char *where, const char *appliance_dir, char **outp,
 	*outp = NULL;
 	if (str_has_prefix(url, "https://") || str_has_prefix(url, "http://")) {
 		if (strchr(url, ' ') != NULL || strchr(url, '{') != NULL)
-			return cat_err(errp, "%surl: not a plain URL", where);
+			return err_set(errp, "%surl: not a plain URL", where);
 		*outp = xstrdup(url);
 		return 0;
 	}
 	if (str_has_prefix(url, var)) {
 		if (appliance_dir == NULL || appliance_dir[0] != '/')
-			return cat_err(errp,
+			return err_set(errp,
 			    "%surl: {appliance_dir} is not configured", where);
 		xasprintf(
 		    outp, "file://%s/%s", appliance_dir, url + sizeof(var) - 1);
 	} else if (str_has_prefix(url, "file:///"))
 		*outp = xstrdup(url);
 	else
-		return cat_err(errp, "%surl: only http, https or file", where);
+		return err_set(errp, "%surl: only http, https or file", where);
 	path = *outp + strlen("file://");
 	if (strstr(path, "/../") != NULL || strchr(path, '{') != NULL ||
 	    strlen(path) >= SPEC_PATH_MAX) {
 		free(*outp);
 		*outp = NULL;
-		return cat_err(errp, "%surl: bad file path", where);
+		return err_set(errp, "%surl: bad file path", where);
 	}
 	return 0;
 }
@@ -283,7 +267,7 @@ cat_image(json_object *o, const char *archname, enum catalog_kind kind,
 
 	snprintf(where, sizeof(where), "images.%s.", archname);
 	if (!json_object_is_type(o, json_type_object))
-		return cat_err(errp, "images.%s: not an object", archname);
+		return err_set(errp, "images.%s: not an object", archname);
 	if (cat_keys(o, where, keys, nitems(keys), errp) == -1)
 		return -1;
 	if (cat_str(o, where, "url", false, false, &url, errp) == -1 ||
@@ -296,7 +280,7 @@ cat_image(json_object *o, const char *archname, enum catalog_kind kind,
 		-1)
 		goto done;
 	if (im->sha256 != NULL && !cat_hex64(im->sha256)) {
-		cat_err(errp, "%ssha256: not 64 lower-case hex digits", where);
+		err_set(errp, "%ssha256: not 64 lower-case hex digits", where);
 		goto done;
 	}
 	if (json_object_object_get_ex(o, "sha256_sidecar", &v) &&
@@ -304,24 +288,24 @@ cat_image(json_object *o, const char *archname, enum catalog_kind kind,
 		goto done;
 	if (sidecar &&
 	    (!str_has_prefix(im->url, "file://") || im->sha256 != NULL)) {
-		cat_err(errp,
+		err_set(errp,
 		    "%ssha256_sidecar: only for file:// URLs "
 		    "with \"sha256\": null",
 		    where);
 		goto done;
 	}
 	if (im->sha256 == NULL && im->note == NULL && !sidecar) {
-		cat_err(errp, "%snote: required when sha256 is null", where);
+		err_set(errp, "%snote: required when sha256 is null", where);
 		goto done;
 	}
 	if (!json_object_object_get_ex(o, "size", &v)) {
-		cat_err(errp, "%ssize: required", where);
+		err_set(errp, "%ssize: required", where);
 		goto done;
 	}
 	if (v != NULL) {
 		if (!json_object_is_type(v, json_type_int) ||
 		    (size = json_object_get_int64(v)) <= 0) {
-			cat_err(errp, "%ssize: not a positive integer or null",
+			err_set(errp, "%ssize: not a positive integer or null",
 			    where);
 			goto done;
 		}
@@ -329,13 +313,13 @@ cat_image(json_object *o, const char *archname, enum catalog_kind kind,
 	}
 	if (kind == CATALOG_INSTALLER_ISO ? strcmp(im->format, "iso") != 0
 					  : strcmp(im->format, "qcow2") != 0) {
-		cat_err(errp, "%sformat: must be \"%s\" for a %s", where,
+		err_set(errp, "%sformat: must be \"%s\" for a %s", where,
 		    kind == CATALOG_INSTALLER_ISO ? "iso" : "qcow2",
 		    catalog_kinds[kind]);
 		goto done;
 	}
 	if (!json_object_object_get_ex(o, "compression", &v)) {
-		cat_err(errp, "%scompression: required", where);
+		err_set(errp, "%scompression: required", where);
 		goto done;
 	}
 	if (v != NULL) {
@@ -391,11 +375,11 @@ cat_web(json_object *root, struct catalog_template *t, char **errp)
 	int i;
 
 	if (!json_object_object_get_ex(root, "web", &o))
-		return cat_err(errp, "web: required (null: no web UI)");
+		return err_set(errp, "web: required (null: no web UI)");
 	if (o == NULL)
 		return 0;
 	if (!json_object_is_type(o, json_type_object))
-		return cat_err(errp, "web: not an object or null");
+		return err_set(errp, "web: not an object or null");
 	if (cat_keys(o, "web.", keys, nitems(keys), errp) == -1 ||
 	    (i = cat_enum(
 		 o, "web.", "scheme", schemes, nitems(schemes), errp)) == -1 ||
@@ -404,7 +388,7 @@ cat_web(json_object *root, struct catalog_template *t, char **errp)
 		return -1;
 	t->web_scheme = xstrdup(schemes[i]);
 	if (t->web_path[0] != '/')
-		return cat_err(errp, "web.path: must start with /");
+		return err_set(errp, "web.path: must start with /");
 	return 0;
 }
 
@@ -434,19 +418,19 @@ cat_devices(json_object *root, struct catalog_template *t, char **errp)
 
 	t->wants_devices = xcalloc(1, sizeof(char *));
 	if (!json_object_object_get_ex(root, "wants_devices", &a))
-		return cat_err(errp, "wants_devices: required ([] for none)");
+		return err_set(errp, "wants_devices: required ([] for none)");
 	if (!json_object_is_type(a, json_type_array))
-		return cat_err(errp, "wants_devices: not an array");
+		return err_set(errp, "wants_devices: not an array");
 	n = json_object_array_length(a);
 	if (n > CATALOG_DEVICES_MAX)
-		return cat_err(errp, "wants_devices: too many");
+		return err_set(errp, "wants_devices: too many");
 	free(t->wants_devices);
 	t->wants_devices = xcalloc(n + 1, sizeof(char *));
 	for (i = 0; i < n; i++) {
 		v = json_object_array_get_idx(a, i);
 		if (!json_object_is_type(v, json_type_string) ||
 		    !cat_device_ok(json_object_get_string(v)))
-			return cat_err(errp,
+			return err_set(errp,
 			    "wants_devices[%zu]: not \"usb:WORD\" or "
 			    "\"pci:WORD\"",
 			    i);
@@ -462,26 +446,26 @@ cat_cloud_init(json_object *root, struct catalog_template *t, char **errp)
 	json_object *o, *ud;
 
 	if (!json_object_object_get_ex(root, "cloud_init", &o))
-		return cat_err(errp, "cloud_init: required (null: none)");
+		return err_set(errp, "cloud_init: required (null: none)");
 	if ((o != NULL) != (t->kind == CATALOG_CLOUD_IMAGE))
-		return cat_err(errp,
+		return err_set(errp,
 		    "cloud_init: an object exactly for a "
 		    "cloud-image, else null");
 	if (o == NULL)
 		return 0;
 	if (!json_object_is_type(o, json_type_object))
-		return cat_err(errp, "cloud_init: not an object");
+		return err_set(errp, "cloud_init: not an object");
 	if (cat_keys(o, "cloud_init.", keys, nitems(keys), errp) == -1 ||
 	    cat_bool(o, "cloud_init.", "needs_login", &t->needs_login, errp) ==
 		-1)
 		return -1;
 	if (!json_object_object_get_ex(o, "user_data", &ud) ||
 	    !json_object_is_type(ud, json_type_object))
-		return cat_err(errp,
+		return err_set(errp,
 		    "cloud_init.user_data: a cloud-config object is required");
 	if (json_object_object_get_ex(ud, "hostname", NULL) ||
 	    json_object_object_get_ex(ud, "users", NULL))
-		return cat_err(errp,
+		return err_set(errp,
 		    "cloud_init.user_data: hostname and users "
 		    "come from the create request");
 	t->cloud_init = true;
@@ -500,7 +484,7 @@ cat_firmware(json_object *root, struct catalog_template *t, char **errp)
 
 	if (!json_object_object_get_ex(root, "firmware", &o) ||
 	    !json_object_is_type(o, json_type_object))
-		return cat_err(errp, "firmware: an object is required");
+		return err_set(errp, "firmware: an object is required");
 	if (cat_keys(o, "firmware.", keys, nitems(keys), errp) == -1 ||
 	    cat_enum(o, "firmware.", "type", types, nitems(types), errp) ==
 		-1 ||
@@ -508,7 +492,7 @@ cat_firmware(json_object *root, struct catalog_template *t, char **errp)
 		return -1;
 	/* HAOS does not boot with it, and vmmod ships no enrolled vars. */
 	if (sb)
-		return cat_err(errp, "firmware.secure_boot: must be false");
+		return err_set(errp, "firmware.secure_boot: must be false");
 	t->uefi = true;
 	return 0;
 }
@@ -522,11 +506,11 @@ cat_images(json_object *root, struct catalog_template *t,
 
 	if (!json_object_object_get_ex(root, "images", &imgs) ||
 	    !json_object_is_type(imgs, json_type_object))
-		return cat_err(errp, "images: an object is required");
+		return err_set(errp, "images: an object is required");
 	json_object_object_foreach(imgs, key, val)
 	{
 		if ((arch = cat_arch(key)) == -1)
-			return cat_err(errp, "images.%s: unknown arch", key);
+			return err_set(errp, "images.%s: unknown arch", key);
 		t->images[t->nimages].arch = arch;
 		if (cat_image(val, key, t->kind, appliance_dir,
 			&t->images[t->nimages++], errp) == -1)
@@ -535,30 +519,30 @@ cat_images(json_object *root, struct catalog_template *t,
 	if (!json_object_object_get_ex(root, "unavailable", &un))
 		un = NULL;
 	if (un != NULL && !json_object_is_type(un, json_type_object))
-		return cat_err(errp, "unavailable: not an object");
+		return err_set(errp, "unavailable: not an object");
 	if (un != NULL) {
 		json_object_object_foreach(un, ukey, uval)
 		{
 			if ((arch = cat_arch(ukey)) == -1)
-				return cat_err(
+				return err_set(
 				    errp, "unavailable.%s: unknown arch", ukey);
 			if (!json_object_is_type(uval, json_type_string) ||
 			    json_object_get_string_len(uval) == 0 ||
 			    !cat_text_ok(json_object_get_string(uval), false))
-				return cat_err(
+				return err_set(
 				    errp, "unavailable.%s: not a reason", ukey);
 			if (t->unavailable[arch] != NULL)
-				return cat_err(
+				return err_set(
 				    errp, "unavailable.%s: duplicate", ukey);
 			t->unavailable[arch] =
 			    xstrdup(json_object_get_string(uval));
 		}
 	}
 	if (t->nimages == 0)
-		return cat_err(errp, "images: no image for any arch");
+		return err_set(errp, "images: no image for any arch");
 	for (size_t i = 0; i < t->nimages; i++)
 		if (t->unavailable[t->images[i].arch] != NULL)
-			return cat_err(errp,
+			return err_set(errp,
 			    "unavailable.%s: the template has that image",
 			    vm_arch_name(t->images[i].arch));
 	return 0;
@@ -589,16 +573,16 @@ catalog_template_parse(
 	root = json_tokener_parse_ex(tok, json, (int)len);
 	if (root == NULL ||
 	    json_tokener_get_error(tok) != json_tokener_success) {
-		cat_err(errp, "JSON: %s",
+		err_set(errp, "JSON: %s",
 		    json_tokener_error_desc(json_tokener_get_error(tok)));
 		goto fail;
 	}
 	if (json_tokener_get_parse_end(tok) != len) {
-		cat_err(errp, "JSON: trailing data");
+		err_set(errp, "JSON: trailing data");
 		goto fail;
 	}
 	if (!json_object_is_type(root, json_type_object)) {
-		cat_err(errp, "JSON: not an object");
+		err_set(errp, "JSON: not an object");
 		goto fail;
 	}
 	/* XXX json-c keeps the last of duplicate keys; strict mode allows them. */
@@ -607,7 +591,7 @@ catalog_template_parse(
 	    cat_str(root, "", "id", false, false, &s, errp) == -1)
 		goto fail;
 	if (!vm_name_valid_new(id) || strcmp(s, id) != 0) {
-		cat_err(errp,
+		err_set(errp,
 		    "id: \"%s\" must be the file name and match "
 		    "^[a-z0-9][a-z0-9-]{0,62}$",
 		    s);
@@ -635,7 +619,7 @@ catalog_template_parse(
 	/* An installer writes onto an empty disk: nothing to overlay or copy. */
 	if (t->kind == CATALOG_INSTALLER_ISO) {
 		if (json_object_object_get_ex(root, "disk_mode", &v)) {
-			cat_err(errp, "disk_mode: not for an installer-iso");
+			err_set(errp, "disk_mode: not for an installer-iso");
 			goto fail;
 		}
 		t->disk_mode = CATALOG_DISK_COPY;
@@ -650,7 +634,7 @@ catalog_template_parse(
 		-1)
 		goto fail;
 	if (!vm_name_valid_new(t->dns_name)) {
-		cat_err(errp, "dns_name: must match ^[a-z0-9][a-z0-9-]{0,62}$");
+		err_set(errp, "dns_name: must match ^[a-z0-9][a-z0-9-]{0,62}$");
 		goto fail;
 	}
 	if (cat_devices(root, t, errp) == -1 ||
@@ -904,28 +888,28 @@ catalog_spec(const struct catalog *c, const struct catalog_template *t,
 	if (errp != NULL)
 		*errp = NULL;
 	if ((im = catalog_image(c, t, &why)) == NULL) {
-		cat_err(errp, "template %s: not available on %s: %s", t->id,
+		err_set(errp, "template %s: not available on %s: %s", t->id,
 		    vm_arch_name(c->host_arch), why);
 		return NULL;
 	}
 	if (req->name == NULL || !vm_name_valid_new(req->name)) {
-		cat_err(errp,
+		err_set(errp,
 		    "name: must match ^[a-z0-9][a-z0-9-]{0,62}$ "
 		    "and not be a route word");
 		return NULL;
 	}
 	mem = req->memory_mb != 0 ? req->memory_mb : t->memory_mb;
 	if (mem < t->min_memory_mb) {
-		cat_err(errp, "memory_mb: %s needs at least %u MB", t->name,
+		err_set(errp, "memory_mb: %s needs at least %u MB", t->name,
 		    t->min_memory_mb);
 		return NULL;
 	}
 	if (req->disk == NULL || req->nvram == NULL || req->mac == NULL) {
-		cat_err(errp, "disk, nvram and mac are required");
+		err_set(errp, "disk, nvram and mac are required");
 		return NULL;
 	}
 	if (t->kind != CATALOG_DISK_IMAGE && req->seed_iso == NULL) {
-		cat_err(errp, "%s: needs a %s", t->id,
+		err_set(errp, "%s: needs a %s", t->id,
 		    t->kind == CATALOG_CLOUD_IMAGE ? "cloud-init seed ISO"
 						   : "installer ISO");
 		return NULL;
@@ -1006,17 +990,17 @@ catalog_user_data(const struct catalog_template *t,
 	if (errp != NULL)
 		*errp = NULL;
 	if (!t->cloud_init) {
-		cat_err(errp, "%s: no cloud-init", t->id);
+		err_set(errp, "%s: no cloud-init", t->id);
 		return NULL;
 	}
 	if (host == NULL || !vm_name_valid_new(host)) {
-		cat_err(errp,
+		err_set(errp,
 		    "cloud_init.hostname: must match "
 		    "^[a-z0-9][a-z0-9-]{0,62}$");
 		return NULL;
 	}
 	if (req->user != NULL && !cat_user_ok(req->user)) {
-		cat_err(errp,
+		err_set(errp,
 		    "cloud_init.user: must match ^[a-z_][a-z0-9_-]"
 		    "{0,31}$ and not be root");
 		return NULL;
@@ -1024,14 +1008,14 @@ catalog_user_data(const struct catalog_template *t,
 	if (req->password != NULL &&
 	    (strlen(req->password) < 8 || strlen(req->password) > 256 ||
 		!cat_text_ok(req->password, false))) {
-		cat_err(errp,
+		err_set(errp,
 		    "cloud_init.password: 8 to 256 printable "
 		    "characters");
 		return NULL;
 	}
 	for (k = req->ssh_keys; k != NULL && *k != NULL; k++) {
 		if (!cat_sshkey_ok(*k)) {
-			cat_err(errp,
+			err_set(errp,
 			    "cloud_init.ssh_authorized_keys: not an "
 			    "OpenSSH public key line");
 			return NULL;
@@ -1039,7 +1023,7 @@ catalog_user_data(const struct catalog_template *t,
 	}
 	if ((req->password != NULL || req->ssh_keys != NULL) &&
 	    req->user == NULL) {
-		cat_err(errp,
+		err_set(errp,
 		    "cloud_init.user: required with a password or "
 		    "keys");
 		return NULL;
@@ -1048,7 +1032,7 @@ catalog_user_data(const struct catalog_template *t,
 	    (req->user == NULL ||
 		(req->password == NULL &&
 		    (req->ssh_keys == NULL || req->ssh_keys[0] == NULL)))) {
-		cat_err(errp,
+		err_set(errp,
 		    "cloud_init: %s needs a user and a password or "
 		    "SSH key",
 		    t->name);
@@ -1056,7 +1040,7 @@ catalog_user_data(const struct catalog_template *t,
 	}
 	ud = json_tokener_parse(t->user_data);
 	if (ud == NULL) {
-		cat_err(errp, "%s: bad user_data", t->id);
+		err_set(errp, "%s: bad user_data", t->id);
 		return NULL;
 	}
 	json_object_object_add(ud, "hostname", json_object_new_string(host));

@@ -40,22 +40,6 @@ struct reserve {
 	size_t nfree;
 };
 
-static int res_err(char **errp, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int
-res_err(char **errp, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errp != NULL) {
-		va_start(ap, fmt);
-		xvasprintf(errp, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 static int
 res_ip(const char *s, uint32_t *out)
 {
@@ -127,30 +111,30 @@ reserve_check_block(
 	if (errp != NULL)
 		*errp = NULL;
 	if (block == NULL || res_range(block, &first, &last) == -1)
-		return res_err(errp, "reserve_block: not A.B.C.D-A.B.C.D");
+		return err_set(errp, "reserve_block: not A.B.C.D-A.B.C.D");
 	if (last - first >= RESERVE_BLOCK_MAX)
-		return res_err(errp, "reserve_block: more than %d addresses",
+		return err_set(errp, "reserve_block: more than %d addresses",
 		    RESERVE_BLOCK_MAX);
 	if (subnet == NULL || res_cidr(subnet, &net, &bcast, &self) == -1)
-		return res_err(errp,
+		return err_set(errp,
 		    "reserve_subnet: not ADDRESS/PREFIX "
 		    "(prefix 8..30)");
 	if (first <= net || last >= bcast)
-		return res_err(errp,
+		return err_set(errp,
 		    "reserve_block %s is outside the subnet "
 		    "%s (or holds its network or broadcast "
 		    "address)",
 		    block, subnet);
 	if (self >= first && self <= last)
-		return res_err(errp,
+		return err_set(errp,
 		    "reserve_block %s holds the bridge's "
 		    "own address",
 		    block);
 	if (dhcp_pool != NULL) {
 		if (res_range(dhcp_pool, &pfirst, &plast) == -1)
-			return res_err(errp, "dhcp_pool: not A.B.C.D-A.B.C.D");
+			return err_set(errp, "dhcp_pool: not A.B.C.D-A.B.C.D");
 		if (first <= plast && pfirst <= last)
-			return res_err(errp,
+			return err_set(errp,
 			    "reserve_block %s overlaps the "
 			    "DHCP pool %s: shrink the pool",
 			    block, dhcp_pool);
@@ -340,14 +324,14 @@ res_load(struct reserve *r, char **errp)
 	if ((text = read_file(r->state_file, RESERVE_STATE_MAX, NULL)) == NULL)
 		return errno == ENOENT
 		    ? 0
-		    : res_err(errp, "%s: %s", r->state_file, strerror(errno));
+		    : err_set(errp, "%s: %s", r->state_file, strerror(errno));
 	tok = json_tokener_new();
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	o = json_tokener_parse_ex(tok, text, (int)strlen(text));
 	json_tokener_free(tok);
 	if (o == NULL || !json_object_object_get_ex(o, "reservations", &a) ||
 	    !json_object_is_type(a, json_type_array)) {
-		res_err(
+		err_set(
 		    errp, "%s: not a reservation state file", r->state_file);
 		goto done;
 	}
@@ -361,7 +345,7 @@ res_load(struct reserve *r, char **errp)
 		if (name == NULL || ip == NULL || mac == NULL ||
 		    !vm_name_valid_new(name) || res_ip(ip, &addr) == -1 ||
 		    !vm_mac_valid(mac) || strlen(mac) != 17) {
-			res_err(errp, "%s: reservation %zu is malformed",
+			err_set(errp, "%s: reservation %zu is malformed",
 			    r->state_file, i);
 			goto done;
 		}
@@ -374,7 +358,7 @@ res_load(struct reserve *r, char **errp)
 	qsort(r->v, r->n, sizeof(*r->v), res_cmp);
 	for (i = 1; i < r->n; i++) {
 		if (strcmp(r->v[i - 1].name, r->v[i].name) == 0) {
-			res_err(errp, "%s: %s is reserved twice", r->state_file,
+			err_set(errp, "%s: %s is reserved twice", r->state_file,
 			    r->v[i].name);
 			goto done;
 		}
@@ -426,7 +410,7 @@ reserve_open(const struct reserve_params *p, char **errp)
 	if (reserve_check_block(p->block, p->subnet, p->dhcp_pool, errp) == -1)
 		return NULL;
 	if (p->state_file == NULL || p->dhcp_dir == NULL) {
-		res_err(errp, "reserve: state file and dhcp dir are required");
+		err_set(errp, "reserve: state file and dhcp dir are required");
 		return NULL;
 	}
 	r = xcalloc(1, sizeof(*r));

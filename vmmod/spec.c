@@ -27,23 +27,6 @@ static const char *const spec_route_words[] = {
     "events",
 };
 
-static int spec_err(char **errp, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int
-spec_err(char **errp, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errp == NULL)
-		return -1;
-	free(*errp);
-	va_start(ap, fmt);
-	xvasprintf(errp, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 struct vm_spec *
 vm_spec_new(void)
 {
@@ -290,11 +273,13 @@ spec_check_text(
 		return 0;
 	len = strlen(s);
 	if (len > max)
-		return spec_err(errp, "%s: longer than %zu bytes", what, max);
+		return err_replace(
+		    errp, "%s: longer than %zu bytes", what, max);
 	if (!vm_utf8_valid(s, len))
-		return spec_err(errp, "%s: not valid UTF-8", what);
+		return err_replace(errp, "%s: not valid UTF-8", what);
 	if (spec_has_ctrl(s, allow_nl))
-		return spec_err(errp, "%s: contains control characters", what);
+		return err_replace(
+		    errp, "%s: contains control characters", what);
 	return 0;
 }
 
@@ -308,12 +293,12 @@ spec_check_path(const char *what, const char *path, char **errp)
 	if (spec_check_text(what, path, SPEC_PATH_MAX, false, errp) == -1)
 		return -1;
 	if (path[0] != '/')
-		return spec_err(errp, "%s: must be an absolute path", what);
+		return err_replace(errp, "%s: must be an absolute path", what);
 	/* No "." or ".." components: the path we check is the one used. */
 	for (p = path; p != NULL; p = strchr(p + 1, '/')) {
 		if (strncmp(p, "/./", 3) == 0 || strcmp(p, "/.") == 0 ||
 		    strncmp(p, "/../", 4) == 0 || strcmp(p, "/..") == 0)
-			return spec_err(errp,
+			return err_replace(errp,
 			    "%s: must not contain '.' or '..' components",
 			    what);
 	}
@@ -329,28 +314,28 @@ spec_validate_cpu(const struct vm_spec *spec, char **errp)
 		break;
 	case VM_CPU_HOST_MODEL:
 		if (spec->arch == VM_ARCH_AARCH64)
-			return spec_err(errp,
+			return err_replace(errp,
 			    "cpu.mode: host-model is not supported on aarch64");
 		/* FALLTHROUGH */
 	case VM_CPU_HOST_PASSTHROUGH:
 		if (spec->virt == VM_VIRT_QEMU)
-			return spec_err(
+			return err_replace(
 			    errp, "cpu.mode: host CPU modes need KVM, not TCG");
 		break;
 	case VM_CPU_CUSTOM:
 		if (spec->cpu_model == NULL)
-			return spec_err(
+			return err_replace(
 			    errp, "cpu.model: required in custom mode");
 		if (!spec_word_valid(spec->cpu_model, 64, false))
-			return spec_err(errp,
+			return err_replace(errp,
 			    "cpu.model: must match "
 			    "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$");
 		return 0;
 	default:
-		return spec_err(errp, "cpu.mode: unknown mode");
+		return err_replace(errp, "cpu.mode: unknown mode");
 	}
 	if (spec->cpu_model != NULL)
-		return spec_err(errp, "cpu.model: only with mode custom");
+		return err_replace(errp, "cpu.model: only with mode custom");
 	return 0;
 }
 
@@ -371,20 +356,21 @@ spec_validate_boot(const struct vm_spec *spec, char **errp)
 	/* Each UEFI VM keeps its own variable store, copied from a template. */
 	if (spec->loader != NULL &&
 	    (spec->nvram == NULL || spec->nvram_template == NULL))
-		return spec_err(
+		return err_replace(
 		    errp, "firmware: loader needs nvram and nvram_template");
 	if (spec->loader == NULL &&
 	    (spec->nvram != NULL || spec->nvram_template != NULL))
-		return spec_err(errp, "firmware: nvram needs a loader");
+		return err_replace(errp, "firmware: nvram needs a loader");
 	if (spec->kernel == NULL &&
 	    (spec->initrd != NULL || spec->cmdline != NULL))
-		return spec_err(errp, "kernel: initrd and cmdline need a path");
+		return err_replace(
+		    errp, "kernel: initrd and cmdline need a path");
 	if (spec->arch == VM_ARCH_AARCH64 && spec->loader == NULL &&
 	    spec->kernel == NULL)
-		return spec_err(errp,
+		return err_replace(errp,
 		    "firmware: aarch64 boots only via UEFI or a direct kernel");
 	if (spec->disk == NULL && spec->kernel == NULL)
-		return spec_err(
+		return err_replace(
 		    errp, "disk: required unless a kernel is given");
 	return 0;
 }
@@ -395,17 +381,18 @@ spec_validate_net(const struct vm_spec *spec, char **errp)
 	struct in_addr in;
 
 	if (spec->bridge != NULL && !spec_word_valid(spec->bridge, 15, false))
-		return spec_err(errp,
+		return err_replace(errp,
 		    "network.bridge: must be an interface "
 		    "name of 1 to 15 characters [A-Za-z0-9._-]");
 	if (spec->mac == NULL)
-		return spec_err(errp, "network.mac: required");
+		return err_replace(errp, "network.mac: required");
 	if (!vm_mac_valid(spec->mac))
-		return spec_err(errp,
+		return err_replace(errp,
 		    "network.mac: must be 52:54:00:xx:xx:xx (hex octets)");
 	if (spec->filter_ip != NULL &&
 	    inet_pton(AF_INET, spec->filter_ip, &in) != 1)
-		return spec_err(errp, "network.filter_ip: not an IPv4 address");
+		return err_replace(
+		    errp, "network.filter_ip: not an IPv4 address");
 	return 0;
 }
 
@@ -415,28 +402,28 @@ spec_validate_tune(const struct vm_spec *spec, char **errp)
 	if (spec->hard_limit_mb != 0 &&
 	    (spec->hard_limit_mb < spec->memory_mb ||
 		spec->hard_limit_mb > 2ULL * SPEC_MEMORY_MAX_MB))
-		return spec_err(errp,
+		return err_replace(errp,
 		    "memtune.hard_limit_mb: must be between "
 		    "memory_mb and %llu",
 		    2ULL * SPEC_MEMORY_MAX_MB);
 	if (spec->soft_limit_mb > SPEC_MEMORY_MAX_MB ||
 	    (spec->hard_limit_mb != 0 &&
 		spec->soft_limit_mb > spec->hard_limit_mb))
-		return spec_err(errp,
+		return err_replace(errp,
 		    "memtune.soft_limit_mb: must not exceed "
 		    "hard_limit_mb or %d",
 		    SPEC_MEMORY_MAX_MB);
 	if (spec->cpu_shares != 0 &&
 	    (spec->cpu_shares < 2 || spec->cpu_shares > 262144))
-		return spec_err(
+		return err_replace(
 		    errp, "cputune.shares: must be between 2 and 262144");
 	if (spec->cpu_period != 0 &&
 	    (spec->cpu_period < 1000 || spec->cpu_period > 1000000))
-		return spec_err(
+		return err_replace(
 		    errp, "cputune.period: must be between 1000 and 1000000");
 	if (spec->cpu_quota != 0 && spec->cpu_quota != -1 &&
 	    (spec->cpu_quota < 1000 || spec->cpu_quota > 17592186044415LL))
-		return spec_err(errp,
+		return err_replace(errp,
 		    "cputune.quota: must be -1 or between "
 		    "1000 and 17592186044415");
 	return 0;
@@ -450,12 +437,13 @@ spec_validate_hostdevs(const struct vm_spec *spec, char **errp)
 	size_t i, j;
 
 	if (spec->nusb > SPEC_USB_MAX)
-		return spec_err(errp, "usb: at most %d devices", SPEC_USB_MAX);
+		return err_replace(
+		    errp, "usb: at most %d devices", SPEC_USB_MAX);
 	for (i = 0; i < spec->nusb; i++) {
 		u = &spec->usb[i];
 		if (u->vendor == 0 || u->vendor > 0xffff || u->product == 0 ||
 		    u->product > 0xffff)
-			return spec_err(errp,
+			return err_replace(errp,
 			    "usb[%zu]: vendor and product "
 			    "must be 0001 to ffff",
 			    i);
@@ -466,24 +454,25 @@ spec_validate_hostdevs(const struct vm_spec *spec, char **errp)
 		for (j = 0; j < i; j++)
 			if (spec->usb[j].vendor == u->vendor &&
 			    spec->usb[j].product == u->product)
-				return spec_err(errp,
+				return err_replace(errp,
 				    "usb[%zu]: %04x:%04x "
 				    "listed twice",
 				    i, u->vendor, u->product);
 	}
 	if (spec->npci > 0 && spec->arch != VM_ARCH_X86_64)
-		return spec_err(errp, "pci: PCI passthrough is x86_64 only");
+		return err_replace(errp, "pci: PCI passthrough is x86_64 only");
 	if (spec->npci > SPEC_PCI_MAX)
-		return spec_err(errp, "pci: at most %d devices", SPEC_PCI_MAX);
+		return err_replace(
+		    errp, "pci: at most %d devices", SPEC_PCI_MAX);
 	for (i = 0; i < spec->npci; i++) {
 		p = &spec->pci[i];
 		if (p->domain > 0xffff || p->bus > 0xff || p->slot > 0x1f ||
 		    p->function > 7)
-			return spec_err(
+			return err_replace(
 			    errp, "pci[%zu]: address out of range", i);
 		for (j = 0; j < i; j++)
 			if (memcmp(&spec->pci[j], p, sizeof(*p)) == 0)
-				return spec_err(
+				return err_replace(
 				    errp, "pci[%zu]: listed twice", i);
 	}
 	return 0;
@@ -495,30 +484,31 @@ spec_validate_security(const struct vm_spec *spec, char **errp)
 {
 	if (spec->secure_boot) {
 		if (spec->arch != VM_ARCH_X86_64)
-			return spec_err(
+			return err_replace(
 			    errp, "secure_boot: x86_64 (OVMF) only here");
 		if (spec->loader == NULL)
-			return spec_err(
+			return err_replace(
 			    errp, "secure_boot: needs UEFI firmware");
 		/* Debian: OVMF_CODE_4M.ms.fd links to the .secboot build. */
 		if (strstr(spec->loader, "secboot") == NULL &&
 		    strstr(spec->loader, ".ms.") == NULL)
-			return spec_err(errp,
+			return err_replace(errp,
 			    "firmware.loader: Secure Boot needs a secure-boot "
 			    "OVMF build (OVMF_CODE_4M.secboot.fd)");
 		/* Without enrolled keys Secure Boot enforces nothing. */
 		if (strstr(spec->nvram_template, ".ms.") == NULL)
-			return spec_err(errp,
+			return err_replace(errp,
 			    "firmware.nvram_template: Secure Boot needs "
 			    "enrolled keys (OVMF_VARS_4M.ms.fd)");
 	}
 	if (spec->disk_secret != NULL) {
 		if (!spec_uuid_valid(spec->disk_secret))
-			return spec_err(errp,
+			return err_replace(errp,
 			    "disk_encryption.secret: must be 8-4-4-4-12 hex "
 			    "digits");
 		if (spec->disk == NULL)
-			return spec_err(errp, "disk_encryption: needs a disk");
+			return err_replace(
+			    errp, "disk_encryption: needs a disk");
 	}
 	return 0;
 }
@@ -529,16 +519,16 @@ vm_spec_validate(const struct vm_spec *spec, char **errp)
 	size_t i;
 
 	if (spec->name == NULL)
-		return spec_err(errp, "name: required");
+		return err_replace(errp, "name: required");
 	for (i = 0; i < nitems(spec_route_words); i++)
 		if (strcmp(spec->name, spec_route_words[i]) == 0)
-			return spec_err(
+			return err_replace(
 			    errp, "name: '%s' is a reserved word", spec->name);
 	if (!vm_name_valid_new(spec->name))
-		return spec_err(
+		return err_replace(
 		    errp, "name: must match ^[a-z0-9][a-z0-9-]{0,62}$");
 	if (spec->uuid != NULL && !spec_uuid_valid(spec->uuid))
-		return spec_err(errp, "uuid: must be 8-4-4-4-12 hex digits");
+		return err_replace(errp, "uuid: must be 8-4-4-4-12 hex digits");
 	if (spec_check_text(
 		"title", spec->title, SPEC_TITLE_MAX, false, errp) == -1 ||
 	    spec_check_text("description", spec->description, SPEC_DESC_MAX,
@@ -546,18 +536,18 @@ vm_spec_validate(const struct vm_spec *spec, char **errp)
 		return -1;
 	if (spec->template_id != NULL &&
 	    !spec_word_valid(spec->template_id, 64, true))
-		return spec_err(
+		return err_replace(
 		    errp, "template: must match ^[a-z0-9][a-z0-9-]{0,63}$");
 	if (vm_arch_name(spec->arch) == NULL)
-		return spec_err(errp, "arch: unknown architecture");
+		return err_replace(errp, "arch: unknown architecture");
 	if (vm_virt_name(spec->virt) == NULL)
-		return spec_err(errp, "type: unknown domain type");
+		return err_replace(errp, "type: unknown domain type");
 	if (spec->memory_mb < SPEC_MEMORY_MIN_MB ||
 	    spec->memory_mb > SPEC_MEMORY_MAX_MB)
-		return spec_err(errp, "memory_mb: must be between %d and %d",
+		return err_replace(errp, "memory_mb: must be between %d and %d",
 		    SPEC_MEMORY_MIN_MB, SPEC_MEMORY_MAX_MB);
 	if (spec->vcpus < 1 || spec->vcpus > SPEC_VCPUS_MAX)
-		return spec_err(
+		return err_replace(
 		    errp, "vcpus: must be between 1 and %d", SPEC_VCPUS_MAX);
 	if (spec_validate_cpu(spec, errp) == -1 ||
 	    spec_validate_boot(spec, errp) == -1 ||
@@ -588,7 +578,7 @@ spec_json_keys(struct json_object *obj, const char *where,
 			if (strcmp(key, keys[i]) == 0)
 				break;
 		if (i == nkeys)
-			return spec_err(errp, "%s%s%s: unknown field", where,
+			return err_replace(errp, "%s%s%s: unknown field", where,
 			    where[0] != '\0' ? "." : "", key);
 	}
 	return 0;
@@ -604,7 +594,7 @@ spec_json_object(struct json_object *parent, const char *key,
 	if (!json_object_object_get_ex(parent, key, &v))
 		return 0;
 	if (!json_object_is_type(v, json_type_object))
-		return spec_err(errp, "%s: must be an object", key);
+		return err_replace(errp, "%s: must be an object", key);
 	*out = v;
 	return 0;
 }
@@ -621,14 +611,14 @@ spec_json_string(struct json_object *obj, const char *where, const char *key,
 	if (!json_object_object_get_ex(obj, key, &v))
 		return 0;
 	if (!json_object_is_type(v, json_type_string))
-		return spec_err(errp, "%s%s%s: must be a string", where,
+		return err_replace(errp, "%s%s%s: must be a string", where,
 		    where[0] != '\0' ? "." : "", key);
 	s = json_object_get_string(v);
 	len = json_object_get_string_len(v);
 	/* "\u0000" would silently cut the string short. */
 	if ((size_t)len != strlen(s))
-		return spec_err(errp, "%s%s%s: contains a NUL character", where,
-		    where[0] != '\0' ? "." : "", key);
+		return err_replace(errp, "%s%s%s: contains a NUL character",
+		    where, where[0] != '\0' ? "." : "", key);
 	free(*out);
 	*out = xstrdup(s);
 	return 0;
@@ -644,12 +634,13 @@ spec_json_int(struct json_object *obj, const char *where, const char *key,
 	if (!json_object_object_get_ex(obj, key, &v))
 		return 0;
 	if (!json_object_is_type(v, json_type_int))
-		return spec_err(errp, "%s%s%s: must be an integer", where,
+		return err_replace(errp, "%s%s%s: must be an integer", where,
 		    where[0] != '\0' ? "." : "", key);
 	n = json_object_get_int64(v);
 	if (n < min || n > max)
-		return spec_err(errp, "%s%s%s: must be between %lld and %lld",
-		    where, where[0] != '\0' ? "." : "", key, min, max);
+		return err_replace(errp,
+		    "%s%s%s: must be between %lld and %lld", where,
+		    where[0] != '\0' ? "." : "", key, min, max);
 	*out = n;
 	return 0;
 }
@@ -662,7 +653,7 @@ spec_json_bool(struct json_object *obj, const char *key, bool *out, char **errp)
 	if (!json_object_object_get_ex(obj, key, &v))
 		return 0;
 	if (!json_object_is_type(v, json_type_boolean))
-		return spec_err(errp, "%s: must be true or false", key);
+		return err_replace(errp, "%s: must be true or false", key);
 	*out = json_object_get_boolean(v);
 	return 0;
 }
@@ -727,7 +718,7 @@ spec_json_enum(struct json_object *obj, const char *where, const char *key,
 		}
 	}
 	free(s);
-	spec_err(errp, "%s%s%s: must be one of", where,
+	err_replace(errp, "%s%s%s: must be one of", where,
 	    where[0] != '\0' ? "." : "", key);
 	for (i = 0; errp != NULL && i < nnames; i++) {
 		xasprintf(&s, "%s %s", *errp, names[i]);
@@ -792,7 +783,7 @@ spec_json_boot(struct vm_spec *spec, struct json_object *root, char **errp)
 		    o, "kernel", "cmdline", &spec->cmdline, errp) == -1))
 		return -1;
 	if (o != NULL && spec->kernel == NULL)
-		return spec_err(errp, "kernel.path: required");
+		return err_replace(errp, "kernel.path: required");
 	return 0;
 }
 
@@ -852,7 +843,7 @@ spec_json_tune(struct vm_spec *spec, struct json_object *root, char **errp)
 		return -1;
 	if (quota == 0 && o != NULL &&
 	    json_object_object_get_ex(o, "quota", NULL))
-		return spec_err(errp, "cputune.quota: must not be 0");
+		return err_replace(errp, "cputune.quota: must not be 0");
 	spec->hard_limit_mb = hard;
 	spec->soft_limit_mb = soft;
 	spec->cpu_shares = shares;
@@ -874,10 +865,11 @@ spec_json_usb(struct vm_spec *spec, struct json_object *root, char **errp)
 	if (!json_object_object_get_ex(root, "usb", &arr))
 		return 0;
 	if (!json_object_is_type(arr, json_type_array))
-		return spec_err(errp, "usb: must be an array");
+		return err_replace(errp, "usb: must be an array");
 	n = json_object_array_length(arr);
 	if (n > SPEC_USB_MAX)
-		return spec_err(errp, "usb: at most %d devices", SPEC_USB_MAX);
+		return err_replace(
+		    errp, "usb: at most %d devices", SPEC_USB_MAX);
 	if (n == 0)
 		return 0;
 	spec->usb = xcalloc(n, sizeof(*spec->usb));
@@ -886,7 +878,7 @@ spec_json_usb(struct vm_spec *spec, struct json_object *root, char **errp)
 		u = &spec->usb[i];
 		spec->nusb = i + 1;
 		if (!json_object_is_type(o, json_type_object)) {
-			spec_err(errp, "usb[%zu]: must be an object", i);
+			err_replace(errp, "usb[%zu]: must be an object", i);
 			goto done;
 		}
 		if (spec_json_keys(o, "usb", keys, nitems(keys), errp) == -1 ||
@@ -897,13 +889,13 @@ spec_json_usb(struct vm_spec *spec, struct json_object *root, char **errp)
 			-1)
 			goto done;
 		if (vendor == NULL || product == NULL) {
-			spec_err(
+			err_replace(
 			    errp, "usb[%zu]: vendor and product required", i);
 			goto done;
 		}
 		if (spec_parse_usbid(vendor, &u->vendor) == -1 ||
 		    spec_parse_usbid(product, &u->product) == -1) {
-			spec_err(errp,
+			err_replace(errp,
 			    "usb[%zu]: vendor and product must be "
 			    "four hex digits",
 			    i);
@@ -929,10 +921,11 @@ spec_json_pci(struct vm_spec *spec, struct json_object *root, char **errp)
 	if (!json_object_object_get_ex(root, "pci", &arr))
 		return 0;
 	if (!json_object_is_type(arr, json_type_array))
-		return spec_err(errp, "pci: must be an array");
+		return err_replace(errp, "pci: must be an array");
 	n = json_object_array_length(arr);
 	if (n > SPEC_PCI_MAX)
-		return spec_err(errp, "pci: at most %d devices", SPEC_PCI_MAX);
+		return err_replace(
+		    errp, "pci: at most %d devices", SPEC_PCI_MAX);
 	if (n == 0)
 		return 0;
 	spec->pci = xcalloc(n, sizeof(*spec->pci));
@@ -942,7 +935,7 @@ spec_json_pci(struct vm_spec *spec, struct json_object *root, char **errp)
 		if (!json_object_is_type(o, json_type_string) ||
 		    spec_parse_pciaddr(
 			json_object_get_string(o), &spec->pci[i]) == -1)
-			return spec_err(errp,
+			return err_replace(errp,
 			    "pci[%zu]: must be a string "
 			    "\"dddd:bb:ss.f\"",
 			    i);
@@ -967,12 +960,12 @@ spec_json_security(struct vm_spec *spec, struct json_object *root, char **errp)
 		    &spec->disk_secret, errp) == -1))
 		return -1;
 	if (o != NULL && spec->disk_secret == NULL)
-		return spec_err(errp, "disk_encryption.secret: required");
+		return err_replace(errp, "disk_encryption.secret: required");
 	if (spec_json_string(root, "", "classification", &s, errp) == -1)
 		return -1;
 	if (s != NULL && vm_class_parse(s, &c) == -1) {
 		free(s);
-		return spec_err(errp,
+		return err_replace(errp,
 		    "classification: must be UNCLASSIFIED, CUI, SECRET or "
 		    "TOP SECRET");
 	}
@@ -1029,13 +1022,13 @@ spec_json_root(struct vm_spec *spec, struct json_object *root, char **errp)
 	    spec_json_pci(spec, root, errp) == -1)
 		return -1;
 	if (spec->name == NULL)
-		return spec_err(errp, "name: required");
+		return err_replace(errp, "name: required");
 	if (arch == -1)
-		return spec_err(errp, "arch: required");
+		return err_replace(errp, "arch: required");
 	if (memory == 0)
-		return spec_err(errp, "memory_mb: required");
+		return err_replace(errp, "memory_mb: required");
 	if (vcpus == 0)
-		return spec_err(errp, "vcpus: required");
+		return err_replace(errp, "vcpus: required");
 	/* Clamp: anything past UINT_MAX is out of range for validate too. */
 	spec->arch = arch;
 	spec->virt = virt;
@@ -1055,7 +1048,7 @@ vm_spec_from_json(const char *json, char **errp)
 
 	len = strlen(json);
 	if (len > INT_MAX) {
-		spec_err(errp, "JSON: too large");
+		err_replace(errp, "JSON: too large");
 		return NULL;
 	}
 	tok = json_tokener_new();
@@ -1067,22 +1060,22 @@ vm_spec_from_json(const char *json, char **errp)
 	jerr = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
 	if (jerr == json_tokener_continue) {
-		spec_err(errp, "JSON: unexpected end of input");
+		err_replace(errp, "JSON: unexpected end of input");
 		goto fail;
 	}
 	if (jerr != json_tokener_success || root == NULL) {
-		spec_err(errp, "JSON: %s at offset %zu",
+		err_replace(errp, "JSON: %s at offset %zu",
 		    json_tokener_error_desc(jerr), end);
 		goto fail;
 	}
 	while (end < len && strchr(" \t\r\n", json[end]) != NULL)
 		end++;
 	if (end != len) {
-		spec_err(errp, "JSON: trailing data at offset %zu", end);
+		err_replace(errp, "JSON: trailing data at offset %zu", end);
 		goto fail;
 	}
 	if (!json_object_is_type(root, json_type_object)) {
-		spec_err(errp, "JSON: must be an object");
+		err_replace(errp, "JSON: must be an object");
 		goto fail;
 	}
 	spec = vm_spec_new();
