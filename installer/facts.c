@@ -46,6 +46,18 @@ facts_read_text(const char *root, const char *path)
 	return text;
 }
 
+/* A template of Guardian's by its name under web/templates (guardian.c). */
+static char *
+facts_guardian_template(const char *name, const void *root)
+{
+	char *path, *text;
+
+	xasprintf(&path, GVM_GUARDIAN_WEB "/templates/%s", name);
+	text = facts_read_text(root, path);
+	free(path);
+	return text;
+}
+
 static bool
 facts_exists(const char *root, const char *path, mode_t type)
 {
@@ -277,6 +289,9 @@ facts_read(const char *root, const char *storage_dir, struct facts *f)
 	}
 	f->guardian = strcmp(f->tier, "guardian") == 0 &&
 	    facts_exists(root, "/opt/hookprobe/guardian/web", S_IFDIR);
+	if (f->guardian)
+		guardian_find_host_css(
+		    facts_guardian_template, root, &f->host_css);
 	if ((text = facts_read_text(root, GVM_DNSMASQ_GUARDIAN)) != NULL) {
 		f->dnsmasq_conf = true;
 		facts_parse_dnsmasq(text, f);

@@ -13,6 +13,11 @@
  *   a dashboard without that section gets the block as the last child of
  *   its `nav-tiles` grid.
  *
+ * It also reads, without changing them, the templates around the dashboard
+ * for the stylesheets Guardian links from its static folder: the VM page
+ * links them too (GUARDIAN_VMS_HOST_CSS in the guardian-webui drop-in) and
+ * so looks like Guardian.  One tag or statement on one line, or nothing.
+ *
  * Only whole lines are touched, found by structure (the function's
  * indentation, the element's balanced tags), never by a pattern over the
  * user's text; when the anchor is not there the edit refuses (NULL) rather
@@ -21,9 +26,11 @@
  * from the manifest.
  */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common.h"
 #include "setup.h"
@@ -398,13 +405,519 @@ done:
 	return out;
 }
 
+/* ---- Guardian's stylesheets, from its templates --------------------- */
+
+#define TEMPLATE_DEPTH 4 /* {% extends %} followed this deep */
+#define TEMPLATE_LEN 128
+
+/* What the template scan stops at: a `<link` tag, or a `{%` statement. */
+typedef void (*scan_fn)(const char *at, bool link, void *arg);
+
+static bool
+prefix_ci(const char *s, const char *word)
+{
+	return strncasecmp(s, word, strlen(word)) == 0;
+}
+
+/* `<NAME` at S, then a blank, '>' or "/>": tag NAME starts there. */
+static bool
+tag_at(const char *s, const char *name)
+{
+	size_t k = strlen(name);
+
+	return s[0] == '<' && strncasecmp(s + 1, name, k) == 0 &&
+	    (s[k + 1] == ' ' || s[k + 1] == '\t' || s[k + 1] == '>' ||
+		s[k + 1] == '/' || s[k + 1] == '\r' || s[k + 1] == '\n');
+}
+
+/*
+ * Each line of TEXT, left to right: Jinja comments `{# #}` are skipped,
+ * FN sees every `{%` (Jinja runs them wherever they are) and every
+ * `<link` outside HTML comments and <script>/<style> contents (their text
+ * is no tag).  FN reads no further than the end of its line.
+ */
+static void
+template_scan(const char *text, scan_fn fn, void *arg)
+{
+	enum { H_TEXT, H_COMMENT, H_SCRIPT, H_STYLE } h = H_TEXT;
+	struct lines l;
+	bool jcomment = false;
+	size_t i;
+
+	lines_split(&l, text);
+	for (i = 0; i < l.n; i++) {
+		const char *p = l.v[i];
+
+		while (*p != '\0') {
+			if (jcomment) {
+				const char *e = strstr(p, "#}");
+
+				if (e == NULL)
+					break;
+				jcomment = false;
+				p = e + 2;
+				continue;
+			}
+			if (str_has_prefix(p, "{#")) {
+				jcomment = true;
+				p += 2;
+				continue;
+			}
+			if (str_has_prefix(p, "{%")) {
+				fn(p, false, arg);
+				p += 2;
+				continue;
+			}
+			if (h == H_COMMENT && str_has_prefix(p, "-->")) {
+				h = H_TEXT;
+				p += 3;
+			} else if ((h == H_SCRIPT &&
+				       prefix_ci(p, "</script")) ||
+			    (h == H_STYLE && prefix_ci(p, "</style"))) {
+				h = H_TEXT;
+				p += 2;
+			} else if (h != H_TEXT)
+				p++;
+			else if (str_has_prefix(p, "<!--")) {
+				h = H_COMMENT;
+				p += 4;
+			} else if (tag_at(p, "script")) {
+				h = H_SCRIPT;
+				p += 7;
+			} else if (tag_at(p, "style")) {
+				h = H_STYLE;
+				p += 6;
+			} else if (tag_at(p, "link")) {
+				fn(p, true, arg);
+				p += 5;
+			} else
+				p++;
+		}
+	}
+	lines_free(&l);
+}
+
+static const char *
+skip_ws(const char *p)
+{
+	return p + strspn(p, " \t");
+}
+
+/* WORD after blanks at P: what follows it, or NULL. */
+static const char *
+word(const char *p, const char *w)
+{
+	if (p == NULL)
+		return NULL;
+	p = skip_ws(p);
+	return str_has_prefix(p, w) ? p + strlen(w) : NULL;
+}
+
+/* A Jinja string literal after blanks at P (no escapes: none are valid
+ * in the names we accept anyway): *S, *N and what follows, or NULL. */
+static const char *
+jinja_string(const char *p, const char **s, size_t *n)
+{
+	const char *e;
+	char q;
+
+	if (p == NULL)
+		return NULL;
+	p = skip_ws(p);
+	if (*p != '\'' && *p != '"')
+		return NULL;
+	q = *p++;
+	if ((e = strchr(p, q)) == NULL)
+		return NULL;
+	*s = p;
+	*n = (size_t)(e - p);
+	return e + 1;
+}
+
+static bool
+name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '/' ||
+	    c == '-';
+}
+
+/*
+ * S (N bytes) as a path under a folder the web UI serves from: relative,
+ * [A-Za-z0-9._/-] only, no empty component and none starting with '.'
+ * (so no ".."), ending in EXT, shorter than MAX.  NULL, or why not.
+ */
+static const char *
+path_why_not(const char *s, size_t n, const char *ext, size_t max)
+{
+	size_t i, k = strlen(ext);
+
+	if (n == 0)
+		return "empty";
+	if (n >= max)
+		return "too long";
+	if (s[0] == '/')
+		return "an absolute path";
+	for (i = 0; i < n; i++)
+		if (!name_char(s[i]))
+			return "a character outside [A-Za-z0-9._/-]";
+	for (i = 0; i < n; i++)
+		if ((i == 0 || s[i - 1] == '/') && s[i] == '.')
+			return n - i >= 2 && s[i + 1] == '.' &&
+				(i + 2 == n || s[i + 2] == '/')
+			    ? "'..' in the path"
+			    : "a path component starting with '.'";
+		else if (s[i] == '/' && (i + 1 == n || s[i + 1] == '/'))
+			return "an empty path component";
+	if (n <= k || strncmp(s + n - k, ext, k) != 0)
+		return ext[1] == 'c' ? "not a .css file" : "not a template";
+	return NULL;
+}
+
+static void css_skip(struct host_css *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+css_skip(struct host_css *css, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	if (css->nskipped < GUARDIAN_CSS_SKIPS) {
+		s = css->skipped[css->nskipped];
+		va_start(ap, fmt);
+		vsnprintf(s, sizeof(css->skipped[0]), fmt, ap);
+		va_end(ap);
+		/* Guardian's text, shown in the plan: printable ASCII only */
+		for (; *s != '\0'; s++)
+			if ((unsigned char)*s < 0x20 ||
+			    (unsigned char)*s > 0x7e)
+				*s = '?';
+	}
+	css->nskipped++;
+}
+
+/* The text of a line from P, without its newline, at most 60 bytes. */
+#define LINE_TEXT(p)                                                           \
+	(int)(strcspn((p), "\r\n") < 60 ? strcspn((p), "\r\n") : 60), (p)
+
+struct attr {
+	const char *v;
+	size_t n;
+	bool set;
+};
+
+/*
+ * The attributes of the tag whose name ends at P up to its '>', on this
+ * line: REL and HREF (the first of each, as HTML has it).  A quoted value
+ * that starts with a Jinja expression `{{ ... }}` runs to the end of that
+ * expression (its quotes are Jinja's).  The '>', or NULL when the tag
+ * does not end on the line or cannot be read.
+ */
+static const char *
+link_attrs(const char *p, struct attr *rel, struct attr *href)
+{
+	memset(rel, 0, sizeof(*rel));
+	memset(href, 0, sizeof(*href));
+	for (;;) {
+		const char *name, *v = "", *e;
+		size_t nl, vn = 0;
+
+		p += strspn(p, " \t\r");
+		if (*p == '>')
+			return p;
+		if (p[0] == '/' && p[1] == '>')
+			return p + 1;
+		name = p;
+		if ((nl = strcspn(p, " \t\r\n/>=\"'<")) == 0)
+			return NULL;
+		p = skip_ws(p + nl);
+		if (*p == '=') {
+			p = skip_ws(p + 1);
+			if (*p == '"' || *p == '\'') {
+				char q = *p++;
+
+				v = p;
+				if (str_has_prefix(p, "{{")) {
+					if ((e = strstr(p, "}}")) == NULL ||
+					    e[2] != q)
+						return NULL;
+					e += 2;
+				} else if ((e = strchr(p, q)) == NULL)
+					return NULL;
+				if (memchr(v, '\n', (size_t)(e - v)) != NULL)
+					return NULL;
+				vn = (size_t)(e - v);
+				p = e + 1;
+			} else {
+				v = p;
+				if ((vn = strcspn(p, " \t\r\n>\"'=<`")) == 0)
+					return NULL;
+				p += vn;
+			}
+		}
+		if (nl == 3 && strncasecmp(name, "rel", 3) == 0 && !rel->set)
+			*rel = (struct attr){v, vn, true};
+		else if (nl == 4 && strncasecmp(name, "href", 4) == 0 &&
+		    !href->set)
+			*href = (struct attr){v, vn, true};
+	}
+}
+
+/* rel names the stylesheet link type, and not an alternate one. */
+static bool
+rel_stylesheet(const struct attr *rel)
+{
+	const char *p = rel->v, *end = rel->v + rel->n;
+	bool sheet = false, alternate = false;
+
+	while (p < end) {
+		size_t k = 0;
+
+		while (p < end && isspace((unsigned char)*p))
+			p++;
+		while (p + k < end && !isspace((unsigned char)p[k]))
+			k++;
+		if (k == 10 && strncasecmp(p, "stylesheet", 10) == 0)
+			sheet = true;
+		if (k == 9 && strncasecmp(p, "alternate", 9) == 0)
+			alternate = true;
+		p += k;
+	}
+	return sheet && !alternate;
+}
+
+static const char css_foreign[] = "another site's";
+
+/* HREF has a URL scheme ("https:") or is "//host/...". */
+static bool
+url_foreign(const char *s)
+{
+	size_t k = 0;
+
+	if (str_has_prefix(s, "//"))
+		return true;
+	if (!isalpha((unsigned char)s[0]))
+		return false;
+	while (isalnum((unsigned char)s[k]) || s[k] == '+' || s[k] == '-' ||
+	    s[k] == '.')
+		k++;
+	return s[k] == ':';
+}
+
+/*
+ * The name under the static folder an href names: exactly
+ * `{{ url_for('static', filename='NAME') }}` (either quotes) or
+ * `/static/NAME`.  NULL, or why not (css_foreign: another site's).
+ */
+static const char *
+css_href(const struct attr *href, char *name, size_t len)
+{
+	char buf[256];
+	const char *p, *s, *why;
+	size_t n;
+
+	if (href->n >= sizeof(buf))
+		return "too long";
+	memcpy(buf, href->v, href->n);
+	buf[href->n] = '\0';
+	if (str_has_prefix(buf, "{{")) {
+		p = buf + 2;
+		if (*p == '-')
+			p++;
+		p = word(p, "url_for");
+		p = word(p, "(");
+		if ((p = jinja_string(p, &s, &n)) == NULL || n != 6 ||
+		    strncmp(s, "static", 6) != 0)
+			return "not url_for('static', filename=...)";
+		p = word(word(word(p, ","), "filename"), "=");
+		p = jinja_string(p, &s, &n);
+		p = word(p, ")");
+		if (p != NULL && *skip_ws(p) == '-')
+			p = skip_ws(p) + 1;
+		p = word(p, "}}");
+		if (p == NULL || *skip_ws(p) != '\0')
+			return "not url_for('static', filename=...)";
+	} else if (str_has_prefix(buf, "/static/")) {
+		s = buf + strlen("/static/");
+		n = strlen(s);
+	} else if (url_foreign(buf))
+		return css_foreign;
+	else
+		return "not in Guardian's static folder";
+	if ((why = path_why_not(s, n, ".css", len)) != NULL)
+		return why;
+	snprintf(name, len, "%.*s", (int)n, s);
+	return NULL;
+}
+
+static void
+css_add(struct host_css *css, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < css->n; i++)
+		if (strcmp(css->name[i], name) == 0)
+			return;
+	if (css->n == GUARDIAN_CSS_MAX) {
+		css_skip(css, "%s: more than %d stylesheets", name,
+		    GUARDIAN_CSS_MAX);
+		return;
+	}
+	snprintf(css->name[css->n++], sizeof(css->name[0]), "%s", name);
+}
+
+static void
+css_visit(const char *at, bool link, void *arg)
+{
+	struct host_css *css = arg;
+	struct attr rel, href;
+	char name[GUARDIAN_CSS_LEN];
+	const char *why;
+
+	if (!link)
+		return;
+	if (link_attrs(at + 5, &rel, &href) == NULL) {
+		/* only worth a word when it may have been a stylesheet */
+		if (strstr(at, "stylesheet") != NULL)
+			css_skip(css, "%.*s: a <link> not readable on one line",
+			    LINE_TEXT(at));
+		return;
+	}
+	if (!rel_stylesheet(&rel))
+		return;
+	if (!href.set) {
+		css_skip(css, "%.*s: no href", LINE_TEXT(at));
+		return;
+	}
+	if ((why = css_href(&href, name, sizeof(name))) == css_foreign)
+		css->nforeign++; /* a CDN's: expected, only counted */
+	else if (why != NULL)
+		css_skip(css, "%.*s%s: %s", (int)(href.n <= 60 ? href.n : 57),
+		    href.v, href.n <= 60 ? "" : "...", why);
+	else
+		css_add(css, name);
+}
+
+void
+guardian_host_css(const char *text, struct host_css *css)
+{
+	if (text != NULL)
+		template_scan(text, css_visit, css);
+}
+
+struct stmt {
+	const char *keyword; /* extends, include */
+	const char *want; /* include: this name; extends: NULL */
+	char *name;
+	size_t len;
+	bool found;
+};
+
+/* `{% KEYWORD "NAME" ... %}` on one line, NAME a checked template path */
+static void
+stmt_visit(const char *at, bool link, void *arg)
+{
+	struct stmt *st = arg;
+	const char *p = at + 2, *s;
+	size_t n;
+
+	if (link || st->found)
+		return;
+	if (*p == '-' || *p == '+')
+		p++;
+	p = skip_ws(p);
+	if (!str_has_prefix(p, st->keyword) ||
+	    (p[strlen(st->keyword)] != ' ' && p[strlen(st->keyword)] != '\t'))
+		return;
+	p = jinja_string(p + strlen(st->keyword), &s, &n);
+	if (p == NULL || strstr(p, "%}") == NULL ||
+	    path_why_not(s, n, ".html", TEMPLATE_LEN) != NULL)
+		return;
+	if (st->want != NULL)
+		st->found =
+		    strlen(st->want) == n && strncmp(st->want, s, n) == 0;
+	else if (n < st->len) {
+		snprintf(st->name, st->len, "%.*s", (int)n, s);
+		st->found = true;
+	}
+}
+
+bool
+guardian_template_extends(const char *text, char *name, size_t len)
+{
+	struct stmt st = {"extends", NULL, name, len, false};
+
+	if (text != NULL)
+		template_scan(text, stmt_visit, &st);
+	return st.found;
+}
+
+bool
+guardian_template_includes(const char *text, const char *name)
+{
+	struct stmt st = {"include", name, NULL, 0, false};
+
+	if (text != NULL)
+		template_scan(text, stmt_visit, &st);
+	return st.found;
+}
+
+void
+guardian_find_host_css(
+    guardian_read_fn read, const void *arg, struct host_css *css)
+{
+	char *text[TEMPLATE_DEPTH + 1], name[TEMPLATE_DEPTH + 1][TEMPLATE_LEN];
+	size_t n, i, j;
+	bool extends = false;
+
+	memset(css, 0, sizeof(*css));
+	snprintf(name[0], sizeof(name[0]), "core/dashboard.html");
+	if ((text[0] = read(name[0], arg)) == NULL)
+		return;
+	for (n = 1; n <= TEMPLATE_DEPTH &&
+	     guardian_template_extends(text[n - 1], name[n], sizeof(name[n]));
+	     n++) {
+		extends = true;
+		for (j = 0; j < n && strcmp(name[j], name[n]) != 0; j++)
+			;
+		if (j < n) {
+			css_skip(css, "templates/%s: extended twice", name[n]);
+			break;
+		}
+		if ((text[n] = read(name[n], arg)) == NULL) {
+			css_skip(css, "templates/%s: not readable", name[n]);
+			break;
+		}
+	}
+	/* Guardian's own layout: base.html includes the dashboard */
+	if (!extends && (text[n] = read("base.html", arg)) != NULL) {
+		if (guardian_template_includes(text[n], name[0]))
+			n++;
+		else
+			free(text[n]);
+	}
+	/* in the order the page links them: the outer layout first */
+	for (i = n; i-- > 0;) {
+		guardian_host_css(text[i], css);
+		free(text[i]);
+	}
+}
+
 /* ---- guardian-webui.service drop-in --------------------------------- */
 
 char *
 gen_webui_dropin(const struct plan *p)
 {
-	char *s;
+	char *s, *css = xstrdup(""), *t;
+	size_t i;
 
+	for (i = 0; i < p->host_css.n; i++) {
+		xasprintf(
+		    &t, "%s%s%s", css, i > 0 ? "," : "", p->host_css.name[i]);
+		free(css);
+		css = t;
+	}
 	xasprintf(&s,
 	    "# Written by guardian-vm-setup(8); --uninstall removes it.\n"
 	    "# Where the Guardian VMs blueprint finds vmmod and the web "
@@ -413,5 +926,15 @@ gen_webui_dropin(const struct plan *p)
 	    "Environment=GUARDIAN_VMS_SOCKET=" GVM_VMMOD_SOCKET "\n"
 	    "Environment=GUARDIAN_VMS_WEB_ASSETS=%s/web-assets\n",
 	    p->datadir);
+	if (css[0] != '\0') {
+		xasprintf(&t,
+		    "%s# Guardian's stylesheets (from its templates), linked "
+		    "by the VM page too.\n"
+		    "Environment=GUARDIAN_VMS_HOST_CSS=%s\n",
+		    s, css);
+		free(s);
+		s = t;
+	}
+	free(css);
 	return s;
 }

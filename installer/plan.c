@@ -425,6 +425,7 @@ plan_guardian(struct plan *p, const struct facts *f)
 	};
 	struct step *s = plan_step(p, "guardian", "Guardian integration");
 	struct change *c;
+	char *css, *t;
 	size_t i;
 
 	for (i = 0; i < sizeof(copies) / sizeof(copies[0]); i++) {
@@ -454,8 +455,20 @@ plan_guardian(struct plan *p, const struct facts *f)
 	    "one element with id=\"vm-section\" (or class=\"nav-tiles\") "
 	    "whose start and end tags begin and end their lines";
 	c->guardian_file = true;
-	change_file(s, GVM_WEBUI_DROPIN, gen_webui_dropin(p),
-	    "guardian-webui finds vmmod's socket and the web assets");
+	css = xstrdup("");
+	for (i = 0; i < p->host_css.n; i++) {
+		xasprintf(
+		    &t, "%s%s%s", css, i > 0 ? ", " : "", p->host_css.name[i]);
+		free(css);
+		css = t;
+	}
+	xasprintf(&t,
+	    "guardian-webui finds vmmod's socket and the web assets%s%s%s",
+	    css[0] != '\0' ? "; the VM page links Guardian's " : "", css,
+	    css[0] != '\0' ? "" : " (no stylesheet of Guardian's found)");
+	change_file(s, GVM_WEBUI_DROPIN, gen_webui_dropin(p), t);
+	free(t);
+	free(css);
 	change_action(s, "guardian-assets", true,
 	    "check the web assets the blueprint serves: %s/web-assets "
 	    "(installed by make install)",
@@ -651,6 +664,7 @@ plan_build(const struct facts *f, const struct answers *a)
 	char *t, *u;
 	char self[16];
 	uint64_t budget;
+	size_t i;
 
 	p->ans.vm_support = a->vm_support;
 	p->ans.shrink_pool = a->shrink_pool;
@@ -658,6 +672,8 @@ plan_build(const struct facts *f, const struct answers *a)
 	p->ans.trust_unpinned = a->trust_unpinned;
 	p->guardian = f->guardian;
 	p->datadir = xstrdup(f->datadir[0] != '\0' ? f->datadir : GVM_DATADIR);
+	if (f->guardian)
+		p->host_css = f->host_css;
 
 	/* Host check. */
 	plan_note(p, "host: %s (%s), %llu MiB RAM, %s", plan_arch_name(f->arch),
@@ -671,6 +687,17 @@ plan_build(const struct facts *f, const struct answers *a)
 	    f->guardian		     ? "yes"
 		: f->tier[0] != '\0' ? "no (another hookprobe tier)"
 				     : "no");
+	for (i = 0; i < p->host_css.nskipped && i < GUARDIAN_CSS_SKIPS; i++)
+		plan_note(p, "Guardian stylesheet skipped: %s",
+		    p->host_css.skipped[i]);
+	if (p->host_css.nskipped > GUARDIAN_CSS_SKIPS)
+		plan_note(p, "Guardian stylesheets skipped: %zu more",
+		    p->host_css.nskipped - GUARDIAN_CSS_SKIPS);
+	if (p->host_css.nforeign > 0)
+		plan_note(p,
+		    "Guardian's stylesheets from other sites: %zu (not "
+		    "linked by the VM page)",
+		    p->host_css.nforeign);
 	if (a->vm_support == TRI_NO) {
 		plan_stop(p, 0, "HOOKPROBE_VM_SUPPORT=no: nothing to do");
 		return p;

@@ -172,6 +172,22 @@ char *plan_net_format(const struct ip4net *); /* "A/P", malloc'd */
 int plan_vm_block(const struct ip4net *, const struct ip4range *pool,
     const struct ip4range *prev, struct vm_block *, char **errp);
 
+/*
+ * The stylesheets Guardian's dashboard links from its Flask static folder
+ * (names relative to it, "css/main.css"), found by guardian.c in its
+ * templates; what was skipped, with why, for the plan.
+ */
+#define GUARDIAN_CSS_MAX 8
+#define GUARDIAN_CSS_LEN 96
+#define GUARDIAN_CSS_SKIPS 4
+struct host_css {
+	char name[GUARDIAN_CSS_MAX][GUARDIAN_CSS_LEN];
+	size_t n;
+	char skipped[GUARDIAN_CSS_SKIPS][160]; /* "WHAT: why" (truncated) */
+	size_t nskipped; /* all of them, also those not kept above */
+	size_t nforeign; /* other sites' (CDNs): not Guardian's, not noted */
+};
+
 enum gvm_arch { ARCH_OTHER = 0, ARCH_X86_64, ARCH_ARM64 };
 enum netcfg { NETCFG_NONE = 0, NETCFG_NETWORKD, NETCFG_IFUPDOWN, NETCFG_NM };
 /* What the host looks like; filled by facts.c, or by tests. */
@@ -195,6 +211,7 @@ struct facts {
 	char prev_block[40]; /* reserve_block of an existing vmmod.conf */
 	uint64_t storage_free_mb; /* where the VM disks go; 0: unknown */
 	char datadir[256]; /* the shipped files (GVM_DATADIR) */
+	struct host_css host_css; /* Guardian's stylesheets (guardian) */
 };
 
 /* One change a step makes; the plan lists them all. */
@@ -249,6 +266,7 @@ struct plan {
 	bool create_bridge;
 	enum netcfg netcfg;
 	char *datadir; /* facts' datadir */
+	struct host_css host_css; /* facts': GUARDIAN_VMS_HOST_CSS */
 	struct answers ans; /* a copy, saved as setup.conf */
 };
 struct plan *plan_build(const struct facts *, const struct answers *);
@@ -315,6 +333,22 @@ char *gen_nm_keyfile(const struct plan *);
 	"/etc/systemd/system/guardian-webui.service.d/guardian-vms.conf"
 char *guardian_edit_modules(const char *current);
 char *guardian_edit_dashboard(const char *current);
+/* The stylesheets TEXT (a template) links, added to CSS (see there). */
+void guardian_host_css(const char *text, struct host_css *css);
+/* NAME of TEXT's `{% extends "NAME" %}` (a checked template path). */
+bool guardian_template_extends(const char *text, char *name, size_t len);
+/* TEXT has `{% include "NAME" %}`. */
+bool guardian_template_includes(const char *text, const char *name);
+/*
+ * Guardian's stylesheets, from core/dashboard.html and the layout around
+ * it: the templates it extends (parents first), or else base.html when
+ * that includes the dashboard (as Guardian's does).  READ returns a
+ * template's text by its name under the templates dir (malloc'd, NULL:
+ * none), so this stays pure.
+ */
+typedef char *(*guardian_read_fn)(const char *name, const void *arg);
+void guardian_find_host_css(
+    guardian_read_fn read, const void *arg, struct host_css *css);
 char *gen_webui_dropin(const struct plan *);
 
 /*

@@ -14,6 +14,10 @@
 #   - the Guardian step (the fake root holds a Guardian-shaped web/ tree):
 #     Flask loads the edited registry with our blueprint and without
 #     Guardian's vms one, the dashboard renders our tile and no #vm-section;
+#     the guardian-webui drop-in names the stylesheet Guardian's base.html
+#     links (GUARDIAN_VMS_HOST_CSS=css/main.css, the CDN ones counted), and
+#     /vms, served with the drop-in's environment, links it after our
+#     design tokens and Flask serves it from Guardian's static folder;
 #     --repair twice changes nothing; after a "Guardian update" rewrote
 #     both files, --repair edits them again and --uninstall restores the
 #     updated files byte for byte;
@@ -193,6 +197,43 @@ check "(before: Guardian's own vms blueprint and #vm-section)" bash -c "grep -qx
 check "the blueprint installed byte for byte" cmp -s "$top/guardian/guardian_vms.py" "$root$web/modules/guardian_vms/__init__.py"
 check "guardian-webui drop-in names vmmod's socket and the assets" \
 	grep -qx "Environment=GUARDIAN_VMS_WEB_ASSETS=$top/web-assets" "$root/etc/systemd/system/guardian-webui.service.d/guardian-vms.conf"
+dropin=$root/etc/systemd/system/guardian-webui.service.d/guardian-vms.conf
+check "guardian-webui drop-in names Guardian's stylesheet (from base.html)" \
+	grep -qx "Environment=GUARDIAN_VMS_HOST_CSS=css/main.css" "$dropin"
+check "the plan counts the CDN stylesheets it does not take" \
+	grep -qx "Guardian's stylesheets from other sites: 2 (not linked by the VM page)" "$tmp/install1"
+# /vms as guardian-webui serves it: the drop-in's Environment= lines set
+flask_page() { # flask_page WEBDIR DROPIN: prints the page's stylesheets
+	"$py" -B - "$1" "$2" <<'EOF'
+import os, re, sys
+web, dropin = sys.argv[1], sys.argv[2]
+for line in open(dropin):
+    if line.startswith("Environment="):
+        k, v = line[len("Environment="):].rstrip("\n").split("=", 1)
+        os.environ[k] = v
+sys.path.insert(0, web)
+from flask import Flask
+from modules import register_blueprints
+app = Flask("guardian", template_folder=os.path.join(web, "templates"),
+            static_folder=os.path.join(web, "static"))
+app.secret_key = b"test"
+register_blueprints(app)
+c = app.test_client()
+with c.session_transaction() as s:
+    s["authenticated"] = True  # Guardian's PIN login
+r = c.get("/vms")
+print("page:", r.status_code)
+for href in re.findall(r'<link rel="stylesheet" href="([^"]+)"', r.get_data(as_text=True)):
+    print("css:", href)
+r = c.get("/static/css/main.css")
+print("main.css:", r.status_code, b"--hp-primary" in r.data)
+EOF
+}
+flask_page "$root$web" "$dropin" >"$tmp/page1" 2>&1
+sed 's/^/    /' "$tmp/page1"
+check "/vms links Guardian's main.css after our design tokens" bash -c "grep -qx 'page: 200' '$tmp/page1' &&
+	grep '^css: ' '$tmp/page1' | grep -A9 -x 'css: /vms/assets/css/guardian-vars.css' | grep -qx 'css: /static/css/main.css'"
+check "Flask serves it from Guardian's static folder" grep -qx "main.css: 200 True" "$tmp/page1"
 check "says guardian-webui is not restarted (no systemd)" grep -q "guardian-webui.service not restarted" "$tmp/install1"
 check "manifest records the Guardian files as Guardian's" bash -c "grep -B2 -A8 '\"$web/templates/core/dashboard.html\"' '$root/var/lib/guardian-vms/install.json' | grep -q '\"guardian\": true'"
 check "LAN host on br0 after the install" lan_up

@@ -126,6 +126,9 @@ guardian_facts(struct facts *f)
 	strcpy(f->bridge_addr, "192.168.4.1/27");
 	f->storage_free_mb = 100000;
 	strcpy(f->datadir, GVM_DATADIR);
+	/* what facts_read finds in guardian-root's templates (e2e 70) */
+	strcpy(f->host_css.name[0], "css/main.css");
+	f->host_css.n = 1;
 }
 
 /* NAME.plan is the plan text; NAME.FILE each generated file. */
@@ -201,7 +204,18 @@ START_TEST(test_plan_guardian)
 	a.shrink_pool = TRI_YES;
 	plan_range_parse("192.168.4.2-192.168.4.23", &f.pool);
 	strcpy(f.prev_block, "192.168.4.24-192.168.4.30");
+	/* stylesheets skipped are noted, the first GUARDIAN_CSS_SKIPS */
+	strcpy(f.host_css.skipped[0],
+	    "static/x.css: not in "
+	    "Guardian's static folder");
+	strcpy(f.host_css.skipped[1], "/static/../x.css: '..' in the path");
+	strcpy(f.host_css.skipped[2], "a.css: more than 8 stylesheets");
+	strcpy(f.host_css.skipped[3], "b.css: more than 8 stylesheets");
+	f.host_css.nskipped = 6;
+	f.host_css.nforeign = 2;
 	check_plan("guardian-rerun", &f, &a, 0);
+	f.host_css.nskipped = 0;
+	f.host_css.nforeign = 0;
 
 	/* A Pi with 4 GB and an x86 host's arch names */
 	f.ram_mb = 3900;
@@ -312,6 +326,388 @@ START_TEST(test_guardian_edits)
 }
 END_TEST
 
+/* The stylesheets found in TEXT, comma-separated; SKIPPED gets the notes
+ * ('|'-separated), when not NULL. */
+static char *
+css_of(const char *text, char **skipped)
+{
+	struct host_css css;
+	char *s = xstrdup(""), *t;
+	size_t i;
+
+	memset(&css, 0, sizeof(css));
+	guardian_host_css(text, &css);
+	for (i = 0; i < css.n; i++) {
+		xasprintf(&t, "%s%s%s", s, i > 0 ? "," : "", css.name[i]);
+		free(s);
+		s = t;
+	}
+	if (skipped != NULL) {
+		*skipped = xstrdup("");
+		for (i = 0; i < css.nskipped && i < GUARDIAN_CSS_SKIPS; i++) {
+			xasprintf(&t, "%s%s%s", *skipped, i > 0 ? "|" : "",
+			    css.skipped[i]);
+			free(*skipped);
+			*skipped = t;
+		}
+		if (css.nskipped > GUARDIAN_CSS_SKIPS) {
+			xasprintf(&t, "%s|+%zu", *skipped,
+			    css.nskipped - GUARDIAN_CSS_SKIPS);
+			free(*skipped);
+			*skipped = t;
+		}
+		if (css.nforeign > 0) {
+			xasprintf(&t, "%s|%zu foreign", *skipped, css.nforeign);
+			free(*skipped);
+			*skipped = t;
+		}
+	}
+	return s;
+}
+
+#define CSS_EQ(text, want)                                                     \
+	do {                                                                   \
+		char *got_ = css_of(text, NULL);                               \
+		ck_assert_str_eq(got_, want);                                  \
+		free(got_);                                                    \
+	} while (0)
+
+/* How Guardian's templates link stylesheets, and what is not taken. */
+START_TEST(test_guardian_host_css)
+{
+	char *got, *skipped;
+
+	/* Guardian's own shape, then either quotes and a plain path */
+	CSS_EQ("<link rel=\"stylesheet\" href=\"{{ url_for('static', "
+	       "filename='css/main.css') }}\">\n",
+	    "css/main.css");
+	CSS_EQ("  <link rel='stylesheet' href='{{ url_for(\"static\", "
+	       "filename=\"css/a.css\") }}' />\n"
+	       "<LINK HREF=\"{{url_for('static',filename='b.css')}}\" "
+	       "REL=\"Stylesheet\">\n"
+	       "<link href=\"{{ url_for(\"static\", filename=\"c-1_x.css\") "
+	       "}}\" rel=\"stylesheet\">\n"
+	       "<link rel=stylesheet href=/static/css/d.css>\n"
+	       "<link rel=\"stylesheet\" href=\"/static/e.min.css\"><link "
+	       "rel=\"stylesheet\" href=\"/static/f.css\">\n",
+	    "css/a.css,b.css,c-1_x.css,css/d.css,e.min.css,f.css");
+	/* not stylesheets: ignored without a word */
+	got = css_of(
+	    "<link rel=\"icon\" href=\"/static/x.css\">\n"
+	    "<link rel=\"preconnect\" href=\"https://x\">\n"
+	    "<link rel=\"alternate stylesheet\" href=\"/static/y.css\">\n"
+	    "<link rel=\"stylesheets\" href=\"/static/z.css\">\n"
+	    "<linked rel=\"stylesheet\" href=\"/static/z.css\">\n",
+	    &skipped);
+	ck_assert_str_eq(got, "");
+	ck_assert_str_eq(skipped, "");
+	free(got);
+	free(skipped);
+	/* comments, <script> and <style> text are no tags; Jinja comments
+	 * hide what they hold */
+	CSS_EQ("<!-- <link rel=\"stylesheet\" href=\"/static/old.css\"> -->\n"
+	       "<!--\n<link rel=\"stylesheet\" href=\"/static/old2.css\">\n"
+	       "-->\n"
+	       "{# <link rel=\"stylesheet\" href=\"/static/old3.css\"> #}\n"
+	       "<script>\nx = '<link rel=\"stylesheet\" "
+	       "href=\"/static/js.css\">';\n</script>\n"
+	       "<style>/* <link rel=\"stylesheet\" href=\"/static/s.css\"> */"
+	       "</style>\n"
+	       "<link rel=\"stylesheet\" href=\"/static/real.css\">\n",
+	    "real.css");
+	/* duplicates once; at most GUARDIAN_CSS_MAX */
+	CSS_EQ("<link rel=\"stylesheet\" href=\"/static/a.css\">\n"
+	       "<link rel=\"stylesheet\" href=\"{{ url_for('static', "
+	       "filename='a.css') }}\">\n",
+	    "a.css");
+	got = css_of("<link rel=stylesheet href=/static/1.css>\n"
+		     "<link rel=stylesheet href=/static/2.css>\n"
+		     "<link rel=stylesheet href=/static/3.css>\n"
+		     "<link rel=stylesheet href=/static/4.css>\n"
+		     "<link rel=stylesheet href=/static/5.css>\n"
+		     "<link rel=stylesheet href=/static/6.css>\n"
+		     "<link rel=stylesheet href=/static/7.css>\n"
+		     "<link rel=stylesheet href=/static/8.css>\n"
+		     "<link rel=stylesheet href=/static/9.css>\n",
+	    &skipped);
+	ck_assert_str_eq(
+	    got, "1.css,2.css,3.css,4.css,5.css,6.css,7.css,8.css");
+	ck_assert_str_eq(skipped, "9.css: more than 8 stylesheets");
+	free(got);
+	free(skipped);
+
+	/* other sites' (CDNs): not taken, counted; hostile or foreign
+	 * paths: skipped, each with its reason */
+	got = css_of(
+	    "<link rel=\"stylesheet\" href=\"https://cdn.example/x.css\">\n"
+	    "<link rel=\"stylesheet\" href=\"http://evil/static/x.css\">\n"
+	    "<link rel=\"stylesheet\" href=\"//evil/x.css\">\n"
+	    "<link rel=\"stylesheet\" href=\"/static/../secret.css\">\n"
+	    "<link rel=\"stylesheet\" href=\"static/x.css\">\n"
+	    "<link rel=\"stylesheet\" href=\"/other/x.css\">\n"
+	    "<link rel=\"stylesheet\" href=\"javascript:x\">\n",
+	    &skipped);
+	ck_assert_str_eq(got, "");
+	ck_assert_str_eq(skipped,
+	    "/static/../secret.css: '..' in the path|"
+	    "static/x.css: not in Guardian's static folder|"
+	    "/other/x.css: not in Guardian's static folder|4 foreign");
+	free(got);
+	free(skipped);
+	got = css_of("<link rel=\"stylesheet\" href=\"{{ url_for('static', "
+		     "filename='/etc/x.css') }}\">\n"
+		     "<link rel=\"stylesheet\" href=\"{{ url_for('static', "
+		     "filename='a b.css') }}\">\n"
+		     "<link rel=\"stylesheet\" href=\"/static/x.css?v=2\">\n"
+		     "<link rel=\"stylesheet\" href=\"/static/x.js\">\n",
+	    &skipped);
+	ck_assert_str_eq(got, "");
+	ck_assert_str_eq(skipped,
+	    "{{ url_for('static', filename='/etc/x.css') }}: an absolute path|"
+	    "{{ url_for('static', filename='a b.css') }}: a character outside "
+	    "[A-Za-z0-9._/-]|"
+	    "/static/x.css?v=2: a character outside [A-Za-z0-9._/-]|"
+	    "/static/x.js: not a .css file");
+	free(got);
+	free(skipped);
+	got =
+	    css_of("<link rel=\"stylesheet\" href=\"{{ url_for('static', "
+		   "filename='x.css', v=1) }}\">\n"
+		   "<link rel=\"stylesheet\" href=\"{{ url_for('other', "
+		   "filename='x.css') }}\">\n"
+		   "<link rel=\"stylesheet\" href=\"{{ css_url }}\">\n"
+		   "<link rel=\"stylesheet\" href=\"{{ url_for('static', "
+		   "filename='x.css') }}{{ q }}\">\n"
+		   "<link rel=\"stylesheet\" href=\"/static/.hidden/x.css\">\n",
+		&skipped);
+	ck_assert_str_eq(got, "");
+	ck_assert_uint_eq(strlen(skipped) > 0, 1);
+	ck_assert_ptr_nonnull(strstr(skipped,
+	    "{{ url_for('static', filename='x.css', v=1) }}: not "
+	    "url_for('static', filename=...)|"
+	    "{{ url_for('other', filename='x.css') }}: not "
+	    "url_for('static', filename=...)|"
+	    "{{ css_url }}: not url_for('static', filename=...)|"));
+	free(got);
+	free(skipped);
+	/* long hrefs are cut in the note; past GUARDIAN_CSS_SKIPS counted */
+	got = css_of(
+	    "<link rel=stylesheet href=/static/"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    ".css>\n"
+	    "<link rel=stylesheet href=/static/a.js>\n"
+	    "<link rel=stylesheet href=/static/b.js>\n"
+	    "<link rel=stylesheet href=/static/c.js>\n"
+	    "<link rel=stylesheet href=/static/d.js>\n",
+	    &skipped);
+	ck_assert_str_eq(got, "");
+	ck_assert_str_eq(skipped,
+	    "/static/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...: too "
+	    "long|/static/a.js: not a .css file|/static/b.js: not a .css "
+	    "file|/static/c.js: not a .css file|+1");
+	free(got);
+	free(skipped);
+	/* a tag over two lines, an unclosed quote, control bytes, no href */
+	got = css_of("<link rel=\"stylesheet\"\n      href=\"/static/x.css\">\n"
+		     "<link rel=\"stylesheet\" href=\"/static/x.css>\n"
+		     "<link rel=\"stylesheet\" href=/static/\x01\xc3\xa9.css>\n"
+		     "<link rel=\"stylesheet\">\n",
+	    &skipped);
+	ck_assert_str_eq(got, "");
+	ck_assert_str_eq(skipped,
+	    "<link rel=\"stylesheet\": a <link> not readable on one line|"
+	    "<link rel=\"stylesheet\" href=\"/static/x.css>: a <link> not "
+	    "readable on one line|"
+	    "/static/???.css: a character outside [A-Za-z0-9._/-]|"
+	    "<link rel=\"stylesheet\">: no href");
+	free(got);
+	free(skipped);
+	CSS_EQ("", "");
+	CSS_EQ("<link", "");
+	CSS_EQ("<link rel=\"stylesheet\" href=\"{{", "");
+	CSS_EQ("<link rel=\"stylesheet\" href=\"{{ url_for('static', "
+	       "filename='x.css') }}",
+	    "");
+
+	/* the Flask fixture's dashboard: what its app.py sets by hand */
+	got = test_data_read("../guardian-fixture/templates/core/"
+			     "dashboard.html");
+	ck_assert_ptr_nonnull(got);
+	CSS_EQ(got, "guardian.css");
+	free(got);
+}
+END_TEST
+
+/* Jinja's {% extends %} and {% include %}, one per line, names checked */
+START_TEST(test_guardian_template_refs)
+{
+	char name[128];
+
+	ck_assert(guardian_template_extends(
+	    "{% extends \"layout/base.html\" %}\n", name, sizeof(name)));
+	ck_assert_str_eq(name, "layout/base.html");
+	ck_assert(guardian_template_extends(
+	    "<!-- x -->\n  {%- extends 'base.html' -%}\n", name, sizeof(name)));
+	ck_assert_str_eq(name, "base.html");
+	ck_assert(!guardian_template_extends(
+	    "{% extends layout %}\n", name, sizeof(name)));
+	ck_assert(!guardian_template_extends(
+	    "{% extends \"../base.html\" %}\n", name, sizeof(name)));
+	ck_assert(!guardian_template_extends(
+	    "{% extends \"/etc/base.html\" %}\n", name, sizeof(name)));
+	ck_assert(!guardian_template_extends(
+	    "{% extends \"base.txt\" %}\n", name, sizeof(name)));
+	ck_assert(!guardian_template_extends(
+	    "{% extends \"base.html\"\n%}\n", name, sizeof(name)));
+	ck_assert(!guardian_template_extends(
+	    "{# {% extends \"base.html\" %} #}\n", name, sizeof(name)));
+	ck_assert(!guardian_template_extends(
+	    "{% extendsx \"base.html\" %}\n", name, sizeof(name)));
+	ck_assert(!guardian_template_extends(
+	    "{% extends \"base.html\" %}\n", name, 5));
+	ck_assert(guardian_template_includes(
+	    "<section>{% include 'core/dashboard.html' %}</section>\n",
+	    "core/dashboard.html"));
+	ck_assert(guardian_template_includes(
+	    "{% include 'a.html' %}\n{% include \"core/dashboard.html\" "
+	    "ignore missing %}\n",
+	    "core/dashboard.html"));
+	ck_assert(!guardian_template_includes(
+	    "{% include 'core/dashboard.html.bak' %}\n",
+	    "core/dashboard.html"));
+	ck_assert(!guardian_template_includes(NULL, "core/dashboard.html"));
+}
+END_TEST
+
+/* Templates by name for guardian_find_host_css: "NAME\n" then the text. */
+static char *
+fake_template(const char *name, const void *arg)
+{
+	const char *const *t;
+	size_t k = strlen(name);
+
+	for (t = arg; *t != NULL; t++)
+		if (strncmp(*t, name, k) == 0 && (*t)[k] == '\n')
+			return xstrdup(*t + k + 1);
+	return NULL;
+}
+
+static char *
+found_css(const char *const *templates, char **skipped)
+{
+	struct host_css css;
+	char *s = xstrdup(""), *t;
+	size_t i;
+
+	guardian_find_host_css(fake_template, templates, &css);
+	for (i = 0; i < css.n; i++) {
+		xasprintf(&t, "%s%s%s", s, i > 0 ? "," : "", css.name[i]);
+		free(s);
+		s = t;
+	}
+	*skipped = xstrdup("");
+	for (i = 0; i < css.nskipped && i < GUARDIAN_CSS_SKIPS; i++) {
+		xasprintf(
+		    &t, "%s%s%s", *skipped, i > 0 ? "|" : "", css.skipped[i]);
+		free(*skipped);
+		*skipped = t;
+	}
+	return s;
+}
+
+#define LINK(n) "<link rel=\"stylesheet\" href=\"/static/" n "\">\n"
+
+/* Which templates around the dashboard are read, in which order. */
+START_TEST(test_guardian_find_host_css)
+{
+	char *got, *skipped;
+	/* Guardian's shape: base.html includes the dashboard (a fragment) */
+	const char *guardian[] = {"core/dashboard.html\n" LINK("dash.css"),
+	    "base.html\n" LINK(
+		"main.css") "{% include 'core/dashboard.html' %}\n",
+	    NULL};
+	/* a base.html that does not include the dashboard: not read */
+	const char *other_base[] = {
+	    "core/dashboard.html\n<p>\n", "base.html\n" LINK("main.css"), NULL};
+	/* extends, two levels deep: parents first */
+	const char *chain[] = {
+	    "core/dashboard.html\n{% extends \"layout/page.html\" %}\n" LINK(
+		"dash.css"),
+	    "layout/page.html\n{% extends 'layout/root.html' %}\n" LINK(
+		"page.css") LINK("dash.css"),
+	    "layout/root.html\n" LINK("root.css"),
+	    "base.html\n" LINK(
+		"base.css") "{% include 'core/dashboard.html' %}\n",
+	    NULL};
+	/* extends itself around; and a parent that is not there */
+	const char *loop[] = {
+	    "core/dashboard.html\n{% extends 'a.html' %}\n" LINK("d.css"),
+	    "a.html\n{% extends 'core/dashboard.html' %}\n" LINK("a.css"),
+	    NULL};
+	const char *missing[] = {
+	    "core/dashboard.html\n{% extends 'gone.html' %}\n" LINK("d.css"),
+	    "base.html\n" LINK(
+		"base.css") "{% include 'core/dashboard.html' %}\n",
+	    NULL};
+	const char *none[] = {"base.html\n" LINK("base.css"), NULL};
+
+	got = found_css(guardian, &skipped);
+	ck_assert_str_eq(got, "main.css,dash.css");
+	ck_assert_str_eq(skipped, "");
+	free(got);
+	free(skipped);
+	got = found_css(other_base, &skipped);
+	ck_assert_str_eq(got, "");
+	free(got);
+	free(skipped);
+	got = found_css(chain, &skipped);
+	ck_assert_str_eq(got, "root.css,page.css,dash.css");
+	ck_assert_str_eq(skipped, "");
+	free(got);
+	free(skipped);
+	got = found_css(loop, &skipped);
+	ck_assert_str_eq(got, "a.css,d.css");
+	ck_assert_str_eq(
+	    skipped, "templates/core/dashboard.html: extended twice");
+	free(got);
+	free(skipped);
+	got = found_css(missing, &skipped);
+	ck_assert_str_eq(got, "d.css");
+	ck_assert_str_eq(skipped, "templates/gone.html: not readable");
+	free(got);
+	free(skipped);
+	got = found_css(none, &skipped);
+	ck_assert_str_eq(got, "");
+	ck_assert_str_eq(skipped, "");
+	free(got);
+	free(skipped);
+}
+END_TEST
+
+/* The drop-in names the stylesheets found, and has no such line without. */
+START_TEST(test_webui_dropin_css)
+{
+	struct plan p;
+	char *s;
+
+	memset(&p, 0, sizeof(p));
+	p.datadir = (char *)"/d";
+	s = gen_webui_dropin(&p);
+	ck_assert_ptr_null(strstr(s, "GUARDIAN_VMS_HOST_CSS"));
+	ck_assert_ptr_nonnull(
+	    strstr(s, "Environment=GUARDIAN_VMS_WEB_ASSETS=/d/web-assets\n"));
+	free(s);
+	strcpy(p.host_css.name[0], "css/main.css");
+	strcpy(p.host_css.name[1], "css/extra.css");
+	p.host_css.n = 2;
+	s = gen_webui_dropin(&p);
+	ck_assert_ptr_nonnull(strstr(s,
+	    "\nEnvironment=GUARDIAN_VMS_HOST_CSS=css/main.css,css/extra.css\n"));
+	free(s);
+}
+END_TEST
+
 START_TEST(test_facts_parse)
 {
 	struct facts f;
@@ -337,6 +733,23 @@ START_TEST(test_facts_parse)
 	facts_parse_install_conf(
 	    "X=1\nexport HOOKPROBE_TIER='guardian' # x\n", &f);
 	ck_assert_str_eq(f.tier, "guardian");
+}
+END_TEST
+
+/* facts_read on the Guardian-shaped root: its base.html's stylesheets */
+START_TEST(test_facts_host_css)
+{
+	char *root = test_data_path("installer/guardian-root");
+	struct facts f;
+
+	ck_assert_int_eq(facts_read(root, NULL, &f), 0);
+	ck_assert(f.guardian);
+	ck_assert_uint_eq(f.host_css.n, 1);
+	ck_assert_str_eq(f.host_css.name[0], "css/main.css");
+	/* Google Fonts and FontAwesome from CDNs */
+	ck_assert_uint_eq(f.host_css.nforeign, 2);
+	ck_assert_uint_eq(f.host_css.nskipped, 0);
+	free(root);
 }
 END_TEST
 
@@ -531,6 +944,11 @@ suite_plan(void)
 	tcase_add_test(tc, test_facts_netcfg);
 	tcase_add_test(tc, test_nm_keyfile_apply);
 	tcase_add_test(tc, test_guardian_edits);
+	tcase_add_test(tc, test_guardian_host_css);
+	tcase_add_test(tc, test_guardian_template_refs);
+	tcase_add_test(tc, test_guardian_find_host_css);
+	tcase_add_test(tc, test_webui_dropin_css);
+	tcase_add_test(tc, test_facts_host_css);
 	tcase_add_test(tc, test_template_image);
 	suite_add_tcase(s, tc);
 	return s;
