@@ -111,7 +111,8 @@ snapshot() {
 	echo "## links"
 	ip -d -o link show | sed -E -e 's/link\/ether [0-9a-f:]+ brd [0-9a-f:]+//' \
 		-e 's/ (hello|tcn|topology_change|gc)_timer +[0-9.]+//g' \
-		-e 's/ (bridge_id|designated_root|root_id) [0-9a-f.]+//g' -e 's/ state [A-Z]+//'
+		-e 's/ (bridge_id|designated_root|root_id) [0-9a-f.]+//g' -e 's/ state [A-Z]+//' \
+		-e 's/(NO-CARRIER,|,LOWER_UP)//g' # a portless br0's carrier settles late
 	ip -o addr show | awk '{$1=""; print}' | sed -E -e 's/valid_lft.*//' -e 's/ tentative//'
 	echo "## files"
 	(cd "$root" && find . -printf '%p %y %m\n' | sort && find . -type f -print0 | sort -z | xargs -0r sha256sum)
