@@ -294,44 +294,61 @@ domxml_encryption(struct dx *dx, const struct vm_spec *spec)
 	dx_end(dx);
 }
 
+/*
+ * Opens <disk type='file' device=DEVICE> with QEMU's driver for FORMAT and
+ * its source FILE; the caller adds what follows (encryption, target, boot,
+ * readonly) and closes it.  Used by both backends (libxl's qdisk is QEMU).
+ */
+static void
+domxml_disk_open(struct dx *dx, const char *device, const char *format,
+    bool discard, const char *file)
+{
+	dx_start(dx, "disk");
+	dx_attr(dx, "type", "file");
+	dx_attr(dx, "device", device);
+	dx_start(dx, "driver");
+	dx_attr(dx, "name", "qemu");
+	dx_attr(dx, "type", format);
+	if (discard)
+		dx_attr(dx, "discard", "unmap");
+	dx_end(dx);
+	dx_empty(dx, "source", "file", file);
+}
+
+static void
+domxml_disk_target(struct dx *dx, const char *dev, const char *bus)
+{
+	dx_start(dx, "target");
+	dx_attr(dx, "dev", dev);
+	dx_attr(dx, "bus", bus);
+	dx_end(dx);
+}
+
+/* The seed ISO (cloud-init): a read-only CD-ROM on BUS. */
+static void
+domxml_seed_cdrom(
+    struct dx *dx, const struct vm_spec *spec, const char *dev, const char *bus)
+{
+	domxml_disk_open(dx, "cdrom", "raw", false, spec->seed_iso);
+	domxml_disk_target(dx, dev, bus);
+	dx_empty(dx, "readonly", NULL, NULL);
+	dx_end(dx);
+}
+
 static void
 domxml_disks(struct dx *dx, const struct vm_spec *spec)
 {
 	if (spec->disk != NULL) {
-		dx_start(dx, "disk");
-		dx_attr(dx, "type", "file");
-		dx_attr(dx, "device", "disk");
-		dx_start(dx, "driver");
-		dx_attr(dx, "name", "qemu");
-		dx_attr(dx, "type", "qcow2");
-		dx_attr(dx, "discard", "unmap");
-		dx_end(dx);
-		dx_empty(dx, "source", "file", spec->disk);
+		domxml_disk_open(dx, "disk", "qcow2", true, spec->disk);
 		domxml_encryption(dx, spec);
-		dx_start(dx, "target");
-		dx_attr(dx, "dev", "vda");
-		dx_attr(dx, "bus", "virtio");
-		dx_end(dx);
+		domxml_disk_target(dx, "vda", "virtio");
 		if (spec->kernel == NULL)
 			dx_empty(dx, "boot", "order", "1");
 		dx_end(dx);
 	}
 	if (spec->seed_iso != NULL) {
 		/* aarch64 virt has no IDE/SATA: virtio-scsi works on both. */
-		dx_start(dx, "disk");
-		dx_attr(dx, "type", "file");
-		dx_attr(dx, "device", "cdrom");
-		dx_start(dx, "driver");
-		dx_attr(dx, "name", "qemu");
-		dx_attr(dx, "type", "raw");
-		dx_end(dx);
-		dx_empty(dx, "source", "file", spec->seed_iso);
-		dx_start(dx, "target");
-		dx_attr(dx, "dev", "sda");
-		dx_attr(dx, "bus", "scsi");
-		dx_end(dx);
-		dx_empty(dx, "readonly", NULL, NULL);
-		dx_end(dx);
+		domxml_seed_cdrom(dx, spec, "sda", "scsi");
 		dx_start(dx, "controller");
 		dx_attr(dx, "type", "scsi");
 		dx_attr(dx, "index", "0");
@@ -570,37 +587,13 @@ domxml_xen_devices(struct dx *dx, const struct vm_spec *spec)
 
 	dx_start(dx, "devices");
 	if (spec->disk != NULL) {
-		dx_start(dx, "disk");
-		dx_attr(dx, "type", "file");
-		dx_attr(dx, "device", "disk");
 		/* qdisk: QEMU's backend, the one that reads qcow2 */
-		dx_start(dx, "driver");
-		dx_attr(dx, "name", "qemu");
-		dx_attr(dx, "type", "qcow2");
-		dx_end(dx);
-		dx_empty(dx, "source", "file", spec->disk);
-		dx_start(dx, "target");
-		dx_attr(dx, "dev", "xvda");
-		dx_attr(dx, "bus", "xen");
-		dx_end(dx);
+		domxml_disk_open(dx, "disk", "qcow2", false, spec->disk);
+		domxml_disk_target(dx, "xvda", "xen");
 		dx_end(dx);
 	}
-	if (spec->seed_iso != NULL) {
-		dx_start(dx, "disk");
-		dx_attr(dx, "type", "file");
-		dx_attr(dx, "device", "cdrom");
-		dx_start(dx, "driver");
-		dx_attr(dx, "name", "qemu");
-		dx_attr(dx, "type", "raw");
-		dx_end(dx);
-		dx_empty(dx, "source", "file", spec->seed_iso);
-		dx_start(dx, "target");
-		dx_attr(dx, "dev", "hdc");
-		dx_attr(dx, "bus", "ide");
-		dx_end(dx);
-		dx_empty(dx, "readonly", NULL, NULL);
-		dx_end(dx);
-	}
+	if (spec->seed_iso != NULL)
+		domxml_seed_cdrom(dx, spec, "hdc", "ide");
 	for (i = 0; i < sizeof(mac) - 1 && spec->mac[i] != '\0'; i++)
 		mac[i] = tolower((unsigned char)spec->mac[i]);
 	mac[i] = '\0';
