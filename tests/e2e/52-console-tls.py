@@ -9,24 +9,21 @@ usage: 52-console-tls.py SOCKET CONSOLE_BASE CA_FILE VM
   CA_FILE       the self-signed certificate it serves
 Prints "ok ..." / "FAIL ..." lines; exits 1 when something failed."""
 import http.client
-import json
 import os
 import secrets
 import socket
 import ssl
 import sys
-import time
 import urllib.parse
-
-import websocket  # python3-websocket
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import console_ws as cw  # noqa: E402  (tests/e2e/lib)
-from console_ws import bad, check, ok, read_until, send_input, shell_ready  # noqa: E402
+from console_ws import bad, check, ok  # noqa: E402
+from console_client import (NO_ORIGIN, Console, echo_checks,  # noqa: E402
+                            page_checks, rfb_check, roundtrip)
 
 sock_path, base, ca, vm = sys.argv[1:5]
 host = urllib.parse.urlsplit(base).netloc
-origin = base
 tls = ssl.create_default_context(cafile=ca)
 
 
@@ -43,54 +40,17 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.path)
 
 
-def roundtrip(c, method, path, body=None, headers=None):
-    h = dict(headers or {})
-    if body is not None:
-        body = json.dumps(body)
-        h["Content-Type"] = "application/json"
-    c.request(method, path, body=body, headers=h)
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, r.headers, data
-
-
 def tls_req(method, path, body=None, headers=None):
     return roundtrip(http.client.HTTPSConnection(host, timeout=20,
                                                  context=tls),
                      method, path, body, headers)
 
 
-def ticket(kind="serial"):
-    st, _, data = roundtrip(UnixHTTPConnection(sock_path), "POST",
-                            "/api/vms/%s/console" % urllib.parse.quote(vm),
-                            {"type": kind})
-    if st != 200:
-        raise RuntimeError("ticket: %d %s" % (st, data[:200]))
-    return json.loads(data)
-
-
-def ws_url(kind, tk=None):
-    u = "wss://%s/api/vms/%s/console/%s" % (host, urllib.parse.quote(vm), kind)
-    return u + ("?ticket=" + tk if tk else "")
-
-
-def connect(kind="serial", tk=None, cookie=None, org=origin):
-    hdr = ["Cookie: " + cookie] if cookie else []
-    return websocket.create_connection(
-        ws_url(kind, tk), timeout=10, origin=org, suppress_origin=org is None,
-        header=hdr, sslopt={"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": ca})
-
-
-def refused(kind="serial", tk=None, cookie=None, org=origin):
-    """The upgrade's HTTP status when it is refused, else None."""
-    try:
-        w = connect(kind, tk, cookie, org)
-    except websocket.WebSocketBadStatusException as e:
-        return e.status_code
-    w.close()
-    return None
-
+# tickets are minted on the Unix socket, the websockets verify the listener
+con = Console(base, vm,
+              lambda path, body: roundtrip(UnixHTTPConnection(sock_path),
+                                           "POST", path, body),
+              sslopt={"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": ca})
 
 # ---- TLS, and only console routes
 st, hdr, body = tls_req("GET", "/console/assets/js/console.js")
@@ -126,60 +86,34 @@ try:
 except (http.client.HTTPException, OSError) as e:
     ok("plain HTTP on the console listener fails (%s)" % type(e).__name__)
 
-# ---- a ticket minted on the Unix socket points at the console listener
-t = ticket()
-u = urllib.parse.urlsplit(t["url"])
-check("ticket url is https on the console listener",
-      u.scheme == "https" and u.netloc == host and
-      u.path == "/console/" + urllib.parse.quote(vm), t["url"])
-st, hdr, page = tls_req("GET", u.path + "?" + u.query)
-check("console page with the ticket over TLS -> 200", st == 200, str(st))
-cookie = hdr.get("Set-Cookie", "")
-check("console cookie is HttpOnly, SameSite=Strict and Secure",
-      cookie.startswith("vmmod_console_") and "HttpOnly" in cookie and
-      "SameSite=Strict" in cookie and "Secure" in cookie, cookie)
-check("page is HTML with a CSP", b"<html" in page.lower() and
-      "Content-Security-Policy" in hdr)
-st, _, _ = tls_req("GET", u.path + "?" + u.query)
-check("the same ticket again -> 403", st == 403, str(st))
-cookie_kv = cookie.split(";")[0]
-st, _, _ = tls_req("GET", u.path, headers={"Cookie": cookie_kv})
-check("reload with the console cookie -> 200", st == 200, str(st))
+# ---- a ticket minted on the Unix socket points at the console listener;
+# the page over TLS sets a Secure cookie
+cookie_kv = page_checks(con, con.ticket(),
+                        lambda path, h: tls_req("GET", path, headers=h))
 
 # ---- websocket refusals: Origin is the console listener's own
-check("wss without ticket or cookie -> 401", refused() == 401)
+check("wss without ticket or cookie -> 401", con.refused() == 401)
 check("wss with a made-up ticket -> 403",
-      refused(tk=secrets.token_hex(32)) == 403)
+      con.refused(tk=secrets.token_hex(32)) == 403)
 check("wss with a foreign Origin -> 403",
-      refused(tk=ticket()["ticket"], org="https://evil.example") == 403)
+      con.refused(tk=con.ticket()["ticket"], org="https://evil.example") == 403)
 check("wss with the http:// twin of the Origin -> 403",
-      refused(tk=ticket()["ticket"], org="http://" + host) == 403)
+      con.refused(tk=con.ticket()["ticket"], org="http://" + host) == 403)
 check("wss without Origin -> 403",
-      refused(tk=ticket()["ticket"], org=None) == 403)
+      con.refused(tk=con.ticket()["ticket"], org=NO_ORIGIN) == 403)
 
 # ---- serial over wss: echo through the guest's shell, ticket and cookie
-a = connect(tk=ticket()["ticket"])
-b = connect(cookie=cookie_kv)
+a = con.connect(tk=con.ticket()["ticket"])
+b = con.connect(cookie=cookie_kv)
 ok("two serial viewers over wss (ticket, cookie)")
-
-
-check("the guest's shell answers over wss", shell_ready(a))
-word = "hi-" + secrets.token_hex(4)
-send_input(a, "echo %s | tr a-z A-Z\n" % word)
-found, seen = read_until(a, word.upper())
-check("serial over wss: the guest answers our input", found,
-      repr(seen[-200:]))
-found, seen = read_until(b, word.upper())
-check("the cookie viewer sees the same output", found, repr(seen[-200:]))
+echo_checks(a, b, "the guest's shell answers over wss",
+            "serial over wss: the guest answers our input",
+            "the cookie viewer sees the same output")
 a.close()
 b.close()
 
 # ---- VNC over wss
-v = connect("vnc", tk=ticket("vnc")["ticket"])
-v.settimeout(10)
-op, data = v.recv_data()
-check("VNC over wss answers RFB 003.008",
-      op == websocket.ABNF.OPCODE_BINARY and data.startswith(b"RFB 003.008"),
-      repr(data[:20]))
+v = con.connect("vnc", tk=con.ticket("vnc")["ticket"])
+rfb_check(v, "VNC over wss answers RFB 003.008")
 v.close()
 sys.exit(1 if cw.fails else 0)

@@ -16,41 +16,17 @@ top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 if [ -z "${GVM_SANDBOX:-}" ]; then
 	exec "$top/tests/sandbox.sh" -- "$0" "$@"
 fi
-build=${BUILD:-build/$(uname -m)}
-case $build in /*) ;; *) build=$top/$build ;; esac
-vmmod=$build/vmmod
-app=$top/build/appliance/x86_64
-py=/usr/bin/python3
-for t in curl virsh certtool; do
-	command -v $t >/dev/null || { echo "SKIP: no $t (sudo make deps)"; exit 77; }
-done
-$py -c 'import websocket' 2>/dev/null ||
-	{ echo "SKIP: no python3-websocket (sudo make deps)"; exit 77; }
-[ -r "$app/vmlinuz" ] && [ -r "$app/initrd.img" ] ||
-	{ echo "SKIP: no x86_64 appliance (make appliances)"; exit 77; }
-[ -x "$vmmod" ] || { echo "FAIL: no $vmmod (make first)"; exit 1; }
+. "$top/tests/e2e/lib/console.sh" # vmmod, boot_appliance, spawn_vmmod, ...
+need_tools curl virsh certtool
+need_websocket
+need_appliance
+need_vmmod
 
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-
-d=$(mktemp -d /tmp/gvm-e2e-console-tls.XXXXXX)
-chmod 755 "$d"
+console_dir console-tls
+trap console_cleanup EXIT
 port=18094
 cport=18095
 vm=gvm-console-tls
-vmmod_pid=""
-cleanup() {
-	virsh -q destroy $vm >/dev/null 2>&1
-	virsh -q undefine $vm >/dev/null 2>&1
-	[ -n "$vmmod_pid" ] && kill "$vmmod_pid" 2>/dev/null && wait "$vmmod_pid"
-	if [ "$fails" != 0 ] && [ -f "$d/vmmod.log" ]; then
-		echo "--- vmmod log (last 40 lines)"
-		tail -40 "$d/vmmod.log"
-	fi
-	rm -rf "$d"
-}
-trap cleanup EXIT
 
 # ---- a self-signed certificate for 127.0.0.1, and a second key
 creds=$d/credentials
@@ -76,41 +52,33 @@ else
 fi
 chmod 600 "$creds/console.key"
 
-mkdir -p "$d/resv"
-cat >"$d/vmmod.conf" <<EOF
-socket_group =
-lease_file = $d/leases
-reservations_dir = $d/resv
-web_root = $top/web-assets
-console_listen = 127.0.0.1:$cport
-EOF
-run_vmmod() { # CREDENTIALS_DIRECTORY [extra conf line]; output in $d/vmmod.log
-	local conf=$d/vmmod.conf
+console_conf "web_root = $top/web-assets" "console_listen = 127.0.0.1:$cport"
+# run_vmmod CREDENTIALS_DIRECTORY [extra conf line]: spawn_vmmod with the
+# credentials systemd would hand over, on vmmod.conf plus the line
+run_vmmod() {
+	local vmmod_conf=$vmmod_conf
 	if [ -n "${2:-}" ]; then
-		conf=$d/vmmod-extra.conf
-		{ cat "$d/vmmod.conf"; echo "$2"; } >"$conf"
+		vmmod_conf=$d/vmmod-extra.conf
+		{ cat "$d/vmmod.conf"; echo "$2"; } >"$vmmod_conf"
 	fi
-	exec env CREDENTIALS_DIRECTORY="$1" "$vmmod" -d -f "$conf" --uri qemu:///system \
-		--accel tcg --socket "$d/vmmod.sock" --listen "127.0.0.1:$port" \
-		--token-file "$d/token" --data-dir "$d" >"$d/vmmod.log" 2>&1
+	CREDENTIALS_DIRECTORY=$1 spawn_vmmod -d --data-dir "$d"
 }
 # refuses to start, says why, listens nowhere
 refuses() { # WHAT CREDENTIALS_DIRECTORY LOG-PATTERN [extra conf line]
-	local pid rc
-	run_vmmod "$2" "${4:-}" &
-	pid=$!
+	local rc
+	run_vmmod "$2" "${4:-}"
 	for _ in $(seq 600); do
-		kill -0 $pid 2>/dev/null || break
+		kill -0 $vmmod_pid 2>/dev/null || break
 		sleep 0.1
 	done
-	if kill -0 $pid 2>/dev/null; then
-		kill $pid
-		wait $pid
+	if kill -0 $vmmod_pid 2>/dev/null; then
+		stop_vmmod
 		bad "$1: vmmod started anyway"
 		return
 	fi
-	wait $pid
+	wait $vmmod_pid
 	rc=$?
+	vmmod_pid=""
 	if [ $rc -ne 0 ] && grep -q -- "$3" "$d/vmmod.log" &&
 		! curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/healthz"; then
 		ok "$1: vmmod exits $rc ($(grep -m1 -- "$3" "$d/vmmod.log" | cut -c1-110))"
@@ -140,53 +108,16 @@ else
 fi
 
 # ---- the appliance (see 50-console.sh)
-cp "$app/vmlinuz" "$app/initrd.img" "$d/"
-cat >"$d/dom.xml" <<XML
-<domain type='qemu'>
-  <name>$vm</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='q35'>hvm</type>
-    <kernel>$d/vmlinuz</kernel>
-    <initrd>$d/initrd.img</initrd>
-    <cmdline>console=ttyS0,115200 quiet</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <serial type='pty'/>
-    <console type='pty'/>
-    <graphics type='vnc'><listen type='none'/></graphics>
-    <video><model type='vga'/></video>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-XML
-if virsh -q define "$d/dom.xml" >/dev/null && virsh -q start $vm >/dev/null; then
-	ok "appliance $vm defined and started (direct kernel, TCG)"
-else
-	bad "cannot start the appliance"
-	exit 1
-fi
+boot_appliance $vm
 
-run_vmmod "$creds" &
-vmmod_pid=$!
-for _ in $(seq 100); do
-	curl -s --max-time 2 -o /dev/null --unix-socket "$d/vmmod.sock" \
-		http://vmmod/healthz && break
-	sleep 0.1
-done
+run_vmmod "$creds"
+check "vmmod answers on 127.0.0.1:$port" vmmod_up
 if grep -q "console listener on https://127.0.0.1:$cport" "$d/vmmod.log"; then
 	ok "vmmod serves the console listener on https://127.0.0.1:$cport"
 else
 	bad "no console listener in vmmod's log"
 fi
-for _ in $(seq 300); do
-	virsh -q domstate $vm | grep -q running &&
-		curl -s --unix-socket "$d/vmmod.sock" "http://vmmod/api/vms/$vm" |
-		grep -q '"running"' && break
-	sleep 0.1
-done
+check "vmmod has $vm running" vm_running $vm
 
 if ! $py "$top/tests/e2e/52-console-tls.py" "$d/vmmod.sock" \
 	"https://127.0.0.1:$cport" "$creds/console.crt" $vm; then

@@ -18,73 +18,30 @@ top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 if [ -z "${GVM_SANDBOX:-}" ]; then
 	exec "$top/tests/sandbox.sh" -- "$0" "$@"
 fi
-build=${BUILD:-build/$(uname -m)}
-case $build in /*) ;; *) build=$top/$build ;; esac
-vmmod=$build/vmmod
-app=$top/build/appliance/x86_64
-[ -x "$vmmod" ] || { echo "FAIL: no $vmmod (make first)"; exit 1; }
-for t in curl virsh node; do
-	command -v $t >/dev/null || { echo "SKIP: no $t"; exit 77; }
-done
+. "$top/tests/e2e/lib/console.sh" # vmmod, boot_appliance, spawn_vmmod, ...
+need_vmmod
+need_tools curl virsh node
 [ -x /usr/bin/chromium ] || { echo "SKIP: no /usr/bin/chromium (apt-get install chromium)"; exit 77; }
 [ -d "$top/tests/browser/node_modules/playwright-core" ] ||
 	{ echo "SKIP: no playwright-core (make browser-deps)"; exit 77; }
 [ -r "$top/web-assets/vendor/xterm/xterm.js" ] ||
 	{ echo "SKIP: no web-assets/vendor (make web-vendor)"; exit 77; }
-[ -r "$app/vmlinuz" ] && [ -r "$app/initrd.img" ] && [ -r "$app/disk.qcow2.xz" ] ||
-	{ echo "SKIP: no x86_64 appliance (make appliances)"; exit 77; }
+need_appliance vmlinuz initrd.img disk.qcow2.xz
 
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-
-d=$(mktemp -d /tmp/gvm-e2e-webcon.XXXXXX)
-chmod 755 "$d"
+console_dir webcon
 run=/run/gvm-e2e-61
 port=18193
 vm=gvm-webcon
-vmmod_pid=""
 cleanup() {
-	[ -n "$vmmod_pid" ] && kill "$vmmod_pid" 2>/dev/null && wait "$vmmod_pid" 2>/dev/null
-	for n in $vm demo-web; do
-		virsh -q destroy $n >/dev/null 2>&1
-		virsh -q undefine --nvram $n >/dev/null 2>&1
-	done
-	if [ "$fails" != 0 ]; then
-		echo "--- vmmod log (last 30 lines)"; tail -30 "$d/vmmod.log" 2>/dev/null
-	fi
-	rm -rf "$d" "$run"
+	console_cleanup
+	rm -rf "$run"
 }
 trap cleanup EXIT
 
-# the console VM: direct kernel (boots in a few seconds under TCG)
-cp "$app/vmlinuz" "$app/initrd.img" "$d/"
-cat >"$d/dom.xml" <<XML
-<domain type='qemu'>
-  <name>$vm</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='q35'>hvm</type>
-    <kernel>$d/vmlinuz</kernel>
-    <initrd>$d/initrd.img</initrd>
-    <cmdline>console=tty0 console=ttyS0,115200</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <serial type='pty'/>
-    <console type='pty'/>
-    <graphics type='vnc'><listen type='none'/></graphics>
-    <video><model type='vga'/></video>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-XML
-if virsh -q define "$d/dom.xml" >/dev/null && virsh -q start $vm >/dev/null; then
-	ok "appliance $vm defined and started (direct kernel, TCG)"
-else
-	bad "cannot start the appliance"; exit 1
-fi
+# the console VM: direct kernel (boots in a few seconds under TCG); the
+# cleanup removes it and demo-web (the browser deploys it)
+boot_appliance $vm "console=tty0 console=ttyS0,115200"
+vms+=(demo-web)
 
 mkdir -p "$run/resv" "$run/hosts" "$d/data"
 chmod 711 "$d/data"
@@ -96,17 +53,9 @@ hosts_dir = $run/hosts
 lease_file = $run/leases
 ram_budget_mb = 1500
 CONF
-"$vmmod" -d -f "$d/vmmod.conf" --uri qemu:///system --accel tcg \
-	--socket "$d/vmmod.sock" --listen "127.0.0.1:$port" --token-file "$d/token" \
-	--data-dir "$d/data" --templates "$top/templates" --web-root "$top/web-assets" \
-	>"$d/vmmod.log" 2>&1 &
-vmmod_pid=$!
-for _ in $(seq 100); do
-	curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && [ -s "$d/token" ] && break
-	sleep 0.1
-done
-if curl -sf "http://127.0.0.1:$port/healthz" -o /dev/null; then ok "vmmod is up"; else bad "vmmod is up"; exit 1; fi
-token=$(cat "$d/token")
+spawn_vmmod -d --data-dir "$d/data" --templates "$top/templates" \
+	--web-root "$top/web-assets"
+if vmmod_up; then ok "vmmod is up"; else bad "vmmod is up"; exit 1; fi
 
 # the console page's assets under /console/assets/ (what the page loads
 # relatively), everything else under /console/ is a 404 (no 501)

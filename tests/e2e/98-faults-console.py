@@ -9,7 +9,6 @@ SECONDS; viewer B (slow) connects with a tiny receive buffer and never reads.
 Then A stops the flood (Ctrl-C) and checks that its input still reaches the
 guest.  Prints "ok ..."/"FAIL ..." lines; writes the figures to OUT-JSON;
 exits 1 when something failed."""
-import http.client
 import json
 import os
 import secrets
@@ -22,33 +21,18 @@ import websocket  # python3-websocket
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import console_ws as cw  # noqa: E402  (tests/e2e/lib)
-from console_ws import bad, check, ok, read_until, send_input, shell_ready  # noqa: E402
+from console_ws import check, ok, read_until, send_input, shell_ready  # noqa: E402
+from console_client import Console, bearer_post, close_code  # noqa: E402
 
 base, token, vm, seconds, out = sys.argv[1:6]
 seconds = float(seconds)
-host = urllib.parse.urlsplit(base).netloc
-
-
-def ticket():
-    c = http.client.HTTPConnection(host, timeout=20)
-    c.request("POST", "/api/vms/%s/console" % urllib.parse.quote(vm),
-              body=json.dumps({"type": "serial"}),
-              headers={"Authorization": "Bearer " + token,
-                       "Content-Type": "application/json"})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    if r.status != 200:
-        raise RuntimeError("ticket: %d %s" % (r.status, data[:200]))
-    return json.loads(data)["ticket"]
+con = Console(base, vm, bearer_post(urllib.parse.urlsplit(base).netloc, token))
 
 
 def connect(rcvbuf=None):
-    url = "ws://%s/api/vms/%s/console/serial?ticket=%s" % (
-        host, urllib.parse.quote(vm), ticket())
+    """A serial viewer (with a receive buffer of rcvbuf bytes)."""
     opts = ((socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf),) if rcvbuf else ()
-    return websocket.create_connection(url, timeout=10, origin=base,
-                                       sockopt=opts)
+    return con.connect(tk=con.ticket()["ticket"], sockopt=opts)
 
 
 a = connect()
@@ -71,7 +55,7 @@ while time.monotonic() - t0 < seconds:
         continue
     now = time.monotonic()
     if op == websocket.ABNF.OPCODE_CLOSE:
-        closed_a = int.from_bytes(data[:2], "big") if len(data) >= 2 else 0
+        closed_a = close_code(data)
         break
     if op == websocket.ABNF.OPCODE_BINARY and data[:1] == b"1":
         total += len(data) - 1
@@ -101,7 +85,7 @@ try:
     while time.monotonic() < end:
         op, data = b.recv_data(control_frame=True)
         if op == websocket.ABNF.OPCODE_CLOSE:
-            code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 0
+            code = close_code(data)
             b_state = "closed %d" % code
             break
 except websocket.WebSocketTimeoutException:

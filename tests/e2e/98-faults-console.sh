@@ -18,105 +18,32 @@ top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 if [ -z "${GVM_SANDBOX:-}" ]; then
 	exec "$top/tests/sandbox.sh" -- "$0" "$@"
 fi
-build=${BUILD:-build/$(uname -m)}
-case $build in /*) ;; *) build=$top/$build ;; esac
-vmmod=$build/vmmod
-app=$top/build/appliance/x86_64
-py=/usr/bin/python3
+. "$top/tests/e2e/lib/console.sh" # vmmod, boot_appliance, spawn_vmmod, rel, ...
 flood_s=${FLOOD_S:-40}
-for t in curl virsh wrk jq; do
-	command -v $t >/dev/null || { echo "SKIP: no $t"; exit 77; }
-done
-$py -c 'import websocket' 2>/dev/null ||
-	{ echo "SKIP: no python3-websocket (sudo make deps)"; exit 77; }
-if [ ! -r "$app/vmlinuz" ] || [ ! -r "$app/initrd.img" ]; then
-	echo "SKIP: no x86_64 appliance (make appliances)"; exit 77
-fi
-[ -x "$vmmod" ] || { echo "FAIL: no $vmmod (make first)"; exit 1; }
+need_tools curl virsh wrk jq
+need_websocket
+need_appliance
+need_vmmod
 me=98-faults-console
 san=0
 nm -D "$vmmod" 2>/dev/null | grep -q __asan_init && san=1
 
-fails=0 rfails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-check() { # check MESSAGE COMMAND...
-	local m=$1
-	shift
-	if "$@"; then ok "$m"; else bad "$m"; fi
-}
-rel() { # rel KIND FAULT WHAT-HAPPENED: a docs/RELIABILITY.md row
-	local res=ok
-	[ "$fails" != "$rfails" ] && res=FAIL
-	rfails=$fails
-	[ -n "${REPORT_DIR:-}" ] &&
-		printf 'RELIABILITY|%s|%s|%s|%s|%s\n' "$1" "$2" "$3" "$me" "$res" >>"$REPORT_DIR/reliability.txt"
-	return 0
-}
-
-d=$(mktemp -d /tmp/gvm-e2e-fcon.XXXXXX)
-chmod 755 "$d"
+console_dir fcon
 port=18098
 vm=gvm-flood
-vmmod_pid="" wrk_pid="" rss_pid=""
+rss_pid=""
 cleanup() {
-	[ -n "$wrk_pid" ] && kill "$wrk_pid" 2>/dev/null
 	[ -n "$rss_pid" ] && kill "$rss_pid" 2>/dev/null
-	virsh -q destroy $vm >/dev/null 2>&1
-	virsh -q undefine $vm >/dev/null 2>&1
-	[ -n "$vmmod_pid" ] && kill "$vmmod_pid" 2>/dev/null && wait "$vmmod_pid"
-	if [ "$fails" != 0 ] && [ -f "$d/vmmod.log" ]; then
-		echo "--- vmmod log (last 30 lines)"
-		tail -30 "$d/vmmod.log"
-	fi
-	rm -rf "$d"
+	console_cleanup
 }
 trap cleanup EXIT
 
-cp "$app/vmlinuz" "$app/initrd.img" "$d/"
-cat >"$d/dom.xml" <<XML
-<domain type='qemu'>
-  <name>$vm</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='q35'>hvm</type>
-    <kernel>$d/vmlinuz</kernel>
-    <initrd>$d/initrd.img</initrd>
-    <cmdline>console=ttyS0,115200 quiet</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <serial type='pty'/>
-    <console type='pty'/>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-XML
-if ! virsh -q define "$d/dom.xml" >/dev/null || ! virsh -q start $vm >/dev/null; then
-	echo "FAIL: cannot start the appliance"; exit 1
-fi
-
-cat >"$d/vmmod.conf" <<EOF
-socket_group =
-lease_file = $d/leases
-reservations_dir = $d/resv
-web_root = $d/no-web
-EOF
-mkdir -p "$d/resv"
-"$vmmod" -f "$d/vmmod.conf" --uri qemu:///system --accel tcg \
-	--socket "$d/vmmod.sock" --listen "127.0.0.1:$port" \
-	--token-file "$d/token" --data-dir "$d" >"$d/vmmod.log" 2>&1 &
-vmmod_pid=$!
-for _ in $(seq 100); do
-	[ -s "$d/token" ] && curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$port/healthz" && break
-	sleep 0.1
-done
-tok=$(cat "$d/token")
-for _ in $(seq 300); do
-	curl -s -H "Authorization: Bearer $tok" "http://127.0.0.1:$port/api/vms/$vm" | grep -q '"running"' && break
-	sleep 0.1
-done
+# serial console only (no VNC)
+boot_appliance --no-vnc $vm
+console_conf "web_root = $d/no-web"
+spawn_vmmod --data-dir "$d"
+check "vmmod answers on 127.0.0.1:$port" vmmod_up
+check "vmmod has $vm running" vm_running $vm
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 nfds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
 rss0=$(rss_kb "$vmmod_pid")
@@ -126,13 +53,13 @@ echo "     vmmod before: RSS $rss0 kB, $fd0 fds"
 # RSS every second while the client runs
 ( while kill -0 "$vmmod_pid" 2>/dev/null; do rss_kb "$vmmod_pid" >>"$d/rss.txt"; sleep 1; done ) &
 rss_pid=$!
-$py "$top/tests/e2e/98-faults-console.py" "http://127.0.0.1:$port" "$tok" $vm "$flood_s" "$d/flood.json" \
+$py "$top/tests/e2e/98-faults-console.py" "http://127.0.0.1:$port" "$token" $vm "$flood_s" "$d/flood.json" \
 	>"$d/client.txt" 2>&1 &
 cli_pid=$!
 # wrk once the flood runs (the client prints the shell check first)
 for _ in $(seq 1500); do grep -q 'viewer B connected' "$d/client.txt" && break; sleep 0.1; done
 sleep 3
-wrk -t1 -c4 -d"$((flood_s - 8))s" --timeout 5s --latency -H "Authorization: Bearer $tok" \
+wrk -t1 -c4 -d"$((flood_s - 8))s" --timeout 5s --latency -H "Authorization: Bearer $token" \
 	"http://127.0.0.1:$port/api/vms" >"$d/wrk.txt" 2>&1
 wrc=$?
 wait "$cli_pid"

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# What the e2e tests that source lib/deploy.sh start with (40-deploy,
-# 91-profiles, 97-faults-deploy).  Needs $top.  Sets
+# What the e2e tests that source lib/deploy.sh or lib/console.sh start
+# with (that is: 40-deploy, 50-console, 52-console-tls, 61-browser-console,
+# 91-profiles, 97-faults-deploy, 98-faults-console).  Needs $top.  Sets
 #   vmmod   the vmmod binary of $BUILD (build/<machine> by default)
 #   fails   how many checks failed so far
 # and defines the report lines (ok, bad, check, rel), the skips (need_tools,
