@@ -16,7 +16,9 @@
  * It also reads, without changing them, the templates around the dashboard
  * for the stylesheets Guardian links from its static folder: the VM page
  * links them too (GUARDIAN_VMS_HOST_CSS in the guardian-webui drop-in) and
- * so looks like Guardian.  One tag or statement on one line, or nothing.
+ * so looks like Guardian.  The markup is read by libxml2's HTML parser
+ * (Jinja comments blanked, Jinja expressions kept whole), the `{% %}`
+ * statements by a scan for them.
  *
  * Only whole lines are touched, found by structure (the function's
  * indentation, the element's balanced tags), never by a pattern over the
@@ -31,6 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <libxml/HTMLparser.h>
+#include <libxml/tree.h>
 
 #include "common.h"
 #include "setup.h"
@@ -410,91 +415,89 @@ done:
 #define TEMPLATE_DEPTH 4 /* {% extends %} followed this deep */
 #define TEMPLATE_LEN 128
 
-/* What the template scan stops at: a `<link` tag, or a `{%` statement. */
-typedef void (*scan_fn)(const char *at, bool link, void *arg);
-
-static bool
-prefix_ci(const char *s, const char *word)
+/*
+ * TEXT with its Jinja comments `{# ... #}` blanked (newlines kept): what
+ * they hold is neither markup nor a statement.  An unclosed one runs to
+ * the end, as Jinja would refuse the template anyway.
+ */
+static char *
+jinja_uncomment(const char *text)
 {
-	return strncasecmp(s, word, strlen(word)) == 0;
-}
+	char *t = xstrdup(text), *p = t, *e;
 
-/* `<NAME` at S, then a blank, '>' or "/>": tag NAME starts there. */
-static bool
-tag_at(const char *s, const char *name)
-{
-	size_t k = strlen(name);
-
-	return s[0] == '<' && strncasecmp(s + 1, name, k) == 0 &&
-	    (s[k + 1] == ' ' || s[k + 1] == '\t' || s[k + 1] == '>' ||
-		s[k + 1] == '/' || s[k + 1] == '\r' || s[k + 1] == '\n');
+	while ((p = strstr(p, "{#")) != NULL) {
+		e = strstr(p + 2, "#}");
+		e = e != NULL ? e + 2 : p + strlen(p);
+		for (; p < e; p++)
+			if (*p != '\n')
+				*p = ' ';
+	}
+	return t;
 }
 
 /*
- * Each line of TEXT, left to right: Jinja comments `{# #}` are skipped,
- * FN sees every `{%` (Jinja runs them wherever they are) and every
- * `<link` outside HTML comments and <script>/<style> contents (their text
- * is no tag).  FN reads no further than the end of its line.
+ * Jinja expressions `{{ ... }}` of a template, each replaced by `{{N}}`
+ * before the HTML parser reads it: an expression may hold the quote that
+ * encloses its attribute (href="{{ url_for("static", ...) }}" is fine for
+ * Jinja, which runs first), and must reach us whole.
  */
-static void
-template_scan(const char *text, scan_fn fn, void *arg)
+#define JINJA_EXPRS 256
+struct jinja_exprs {
+	char *v[JINJA_EXPRS];
+	size_t n;
+};
+
+static char *
+jinja_hide_exprs(const char *text, struct jinja_exprs *x)
 {
-	enum { H_TEXT, H_COMMENT, H_SCRIPT, H_STYLE } h = H_TEXT;
-	struct lines l;
-	bool jcomment = false;
-	size_t i;
+	const char *p = text, *b, *e;
+	char *out = xstrdup(""), *t;
 
-	lines_split(&l, text);
-	for (i = 0; i < l.n; i++) {
-		const char *p = l.v[i];
-
-		while (*p != '\0') {
-			if (jcomment) {
-				const char *e = strstr(p, "#}");
-
-				if (e == NULL)
-					break;
-				jcomment = false;
-				p = e + 2;
-				continue;
-			}
-			if (str_has_prefix(p, "{#")) {
-				jcomment = true;
-				p += 2;
-				continue;
-			}
-			if (str_has_prefix(p, "{%")) {
-				fn(p, false, arg);
-				p += 2;
-				continue;
-			}
-			if (h == H_COMMENT && str_has_prefix(p, "-->")) {
-				h = H_TEXT;
-				p += 3;
-			} else if ((h == H_SCRIPT &&
-				       prefix_ci(p, "</script")) ||
-			    (h == H_STYLE && prefix_ci(p, "</style"))) {
-				h = H_TEXT;
-				p += 2;
-			} else if (h != H_TEXT)
-				p++;
-			else if (str_has_prefix(p, "<!--")) {
-				h = H_COMMENT;
-				p += 4;
-			} else if (tag_at(p, "script")) {
-				h = H_SCRIPT;
-				p += 7;
-			} else if (tag_at(p, "style")) {
-				h = H_STYLE;
-				p += 6;
-			} else if (tag_at(p, "link")) {
-				fn(p, true, arg);
-				p += 5;
-			} else
-				p++;
-		}
+	memset(x, 0, sizeof(*x));
+	while ((b = strstr(p, "{{")) != NULL &&
+	    (e = strstr(b + 2, "}}")) != NULL && x->n < JINJA_EXPRS) {
+		x->v[x->n] = xstrndup(b, (size_t)(e + 2 - b));
+		xasprintf(&t, "%s%.*s{{%zu}}", out, (int)(b - p), p, x->n++);
+		free(out);
+		out = t;
+		p = e + 2;
 	}
-	lines_free(&l);
+	xasprintf(&t, "%s%s", out, p);
+	free(out);
+	return t;
+}
+
+/* S with each `{{N}}` back to the expression it stands for. */
+static char *
+jinja_show_exprs(const char *s, const struct jinja_exprs *x)
+{
+	char *out = xstrdup(""), *t, *end;
+	const char *p = s, *b;
+	unsigned long i;
+
+	while ((b = strstr(p, "{{")) != NULL) {
+		i = strtoul(b + 2, &end, 10);
+		if (end == b + 2 || !str_has_prefix(end, "}}") || i >= x->n) {
+			xasprintf(&t, "%s%.*s", out, (int)(b + 2 - p), p);
+			p = b + 2;
+		} else {
+			xasprintf(
+			    &t, "%s%.*s%s", out, (int)(b - p), p, x->v[i]);
+			p = end + 2;
+		}
+		free(out);
+		out = t;
+	}
+	xasprintf(&t, "%s%s", out, p);
+	free(out);
+	return t;
+}
+
+static void
+jinja_exprs_free(struct jinja_exprs *x)
+{
+	while (x->n > 0)
+		free(x->v[--x->n]);
 }
 
 static const char *
@@ -597,87 +600,18 @@ css_skip(struct host_css *css, const char *fmt, ...)
 	css->nskipped++;
 }
 
-/* The text of a line from P, without its newline, at most 60 bytes. */
-#define LINE_TEXT(p)                                                           \
-	(int)(strcspn((p), "\r\n") < 60 ? strcspn((p), "\r\n") : 60), (p)
-
-struct attr {
-	const char *v;
-	size_t n;
-	bool set;
-};
-
-/*
- * The attributes of the tag whose name ends at P up to its '>', on this
- * line: REL and HREF (the first of each, as HTML has it).  A quoted value
- * that starts with a Jinja expression `{{ ... }}` runs to the end of that
- * expression (its quotes are Jinja's).  The '>', or NULL when the tag
- * does not end on the line or cannot be read.
- */
-static const char *
-link_attrs(const char *p, struct attr *rel, struct attr *href)
-{
-	memset(rel, 0, sizeof(*rel));
-	memset(href, 0, sizeof(*href));
-	for (;;) {
-		const char *name, *v = "", *e;
-		size_t nl, vn = 0;
-
-		p += strspn(p, " \t\r");
-		if (*p == '>')
-			return p;
-		if (p[0] == '/' && p[1] == '>')
-			return p + 1;
-		name = p;
-		if ((nl = strcspn(p, " \t\r\n/>=\"'<")) == 0)
-			return NULL;
-		p = skip_ws(p + nl);
-		if (*p == '=') {
-			p = skip_ws(p + 1);
-			if (*p == '"' || *p == '\'') {
-				char q = *p++;
-
-				v = p;
-				if (str_has_prefix(p, "{{")) {
-					if ((e = strstr(p, "}}")) == NULL ||
-					    e[2] != q)
-						return NULL;
-					e += 2;
-				} else if ((e = strchr(p, q)) == NULL)
-					return NULL;
-				if (memchr(v, '\n', (size_t)(e - v)) != NULL)
-					return NULL;
-				vn = (size_t)(e - v);
-				p = e + 1;
-			} else {
-				v = p;
-				if ((vn = strcspn(p, " \t\r\n>\"'=<`")) == 0)
-					return NULL;
-				p += vn;
-			}
-		}
-		if (nl == 3 && strncasecmp(name, "rel", 3) == 0 && !rel->set)
-			*rel = (struct attr){v, vn, true};
-		else if (nl == 4 && strncasecmp(name, "href", 4) == 0 &&
-		    !href->set)
-			*href = (struct attr){v, vn, true};
-	}
-}
-
-/* rel names the stylesheet link type, and not an alternate one. */
+/* REL names the stylesheet link type, and not an alternate one. */
 static bool
-rel_stylesheet(const struct attr *rel)
+rel_stylesheet(const char *rel)
 {
-	const char *p = rel->v, *end = rel->v + rel->n;
 	bool sheet = false, alternate = false;
+	const char *p = rel;
 
-	while (p < end) {
-		size_t k = 0;
+	while (*p != '\0') {
+		size_t k;
 
-		while (p < end && isspace((unsigned char)*p))
-			p++;
-		while (p + k < end && !isspace((unsigned char)p[k]))
-			k++;
+		p += strspn(p, " \t\r\n\f");
+		k = strcspn(p, " \t\r\n\f");
 		if (k == 10 && strncasecmp(p, "stylesheet", 10) == 0)
 			sheet = true;
 		if (k == 9 && strncasecmp(p, "alternate", 9) == 0)
@@ -711,16 +645,15 @@ url_foreign(const char *s)
  * `/static/NAME`.  NULL, or why not (css_foreign: another site's).
  */
 static const char *
-css_href(const struct attr *href, char *name, size_t len)
+css_href(const char *href, char *name, size_t len)
 {
 	char buf[256];
 	const char *p, *s, *why;
 	size_t n;
 
-	if (href->n >= sizeof(buf))
+	if (strlen(href) >= sizeof(buf))
 		return "too long";
-	memcpy(buf, href->v, href->n);
-	buf[href->n] = '\0';
+	snprintf(buf, sizeof(buf), "%s", href);
 	if (str_has_prefix(buf, "{{")) {
 		p = buf + 2;
 		if (*p == '-')
@@ -767,43 +700,80 @@ css_add(struct host_css *css, const char *name)
 	snprintf(css->name[css->n++], sizeof(css->name[0]), "%s", name);
 }
 
+/* One <link>: a stylesheet from Guardian's static folder is taken. */
 static void
-css_visit(const char *at, bool link, void *arg)
+css_link(struct host_css *css, xmlNode *link, const struct jinja_exprs *x)
 {
-	struct host_css *css = arg;
-	struct attr rel, href;
-	char name[GUARDIAN_CSS_LEN];
+	char name[GUARDIAN_CSS_LEN], *rel, *href = NULL, *h;
 	const char *why;
+	size_t n;
 
-	if (!link)
-		return;
-	if (link_attrs(at + 5, &rel, &href) == NULL) {
-		/* only worth a word when it may have been a stylesheet */
-		if (strstr(at, "stylesheet") != NULL)
-			css_skip(css, "%.*s: a <link> not readable on one line",
-			    LINE_TEXT(at));
-		return;
+	rel = (char *)xmlGetProp(link, BAD_CAST "rel");
+	h = (char *)xmlGetProp(link, BAD_CAST "href");
+	if (h != NULL) {
+		href = jinja_show_exprs(h, x);
+		xmlFree(h);
 	}
-	if (!rel_stylesheet(&rel))
-		return;
-	if (!href.set) {
-		css_skip(css, "%.*s: no href", LINE_TEXT(at));
-		return;
+	if (rel == NULL || !rel_stylesheet(rel))
+		goto done;
+	if (href == NULL) {
+		css_skip(css, "<link rel=\"%.40s\">: no href", rel);
+		goto done;
 	}
-	if ((why = css_href(&href, name, sizeof(name))) == css_foreign)
+	if ((why = css_href(href, name, sizeof(name))) == css_foreign)
 		css->nforeign++; /* a CDN's: expected, only counted */
-	else if (why != NULL)
-		css_skip(css, "%.*s%s: %s", (int)(href.n <= 60 ? href.n : 57),
-		    href.v, href.n <= 60 ? "" : "...", why);
-	else
+	else if (why != NULL) {
+		n = strlen(href);
+		css_skip(css, "%.*s%s: %s", (int)(n <= 60 ? n : 57), href,
+		    n <= 60 ? "" : "...", why);
+	} else
 		css_add(css, name);
+done:
+	xmlFree(rel);
+	free(href);
 }
 
+/* Every <link> element under N, in document order. */
+static void
+css_walk(struct host_css *css, xmlNode *n, const struct jinja_exprs *x)
+{
+	for (; n != NULL; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		if (xmlStrcasecmp(n->name, BAD_CAST "link") == 0)
+			css_link(css, n, x);
+		css_walk(css, n->children, x);
+	}
+}
+
+/*
+ * The stylesheets TEXT (a Jinja template) links, read with libxml2's HTML
+ * parser: comments, <script> and <style> text are no tags to it, and
+ * Jinja expressions in attribute values are just their text.  Jinja
+ * comments are blanked first and its expressions stand in as `{{N}}`;
+ * `{% %}` statements between tags are text.
+ */
 void
 guardian_host_css(const char *text, struct host_css *css)
 {
-	if (text != NULL)
-		template_scan(text, css_visit, css);
+	struct jinja_exprs x;
+	htmlDocPtr doc;
+	char *t, *u;
+
+	if (text == NULL)
+		return;
+	t = jinja_uncomment(text);
+	u = jinja_hide_exprs(t, &x);
+	free(t);
+	doc = htmlReadMemory(u, (int)strlen(u), "template.html", "UTF-8",
+	    HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
+		HTML_PARSE_NONET);
+	free(u);
+	if (doc != NULL) {
+		css_walk(css, xmlDocGetRootElement(doc), &x);
+		xmlFreeDoc(doc);
+	}
+	jinja_exprs_free(&x);
 }
 
 struct stmt {
@@ -814,15 +784,15 @@ struct stmt {
 	bool found;
 };
 
-/* `{% KEYWORD "NAME" ... %}` on one line, NAME a checked template path */
+/* `{% KEYWORD "NAME" ... %}` (Jinja allows it over lines), NAME a checked
+ * template path */
 static void
-stmt_visit(const char *at, bool link, void *arg)
+stmt_visit(const char *at, struct stmt *st)
 {
-	struct stmt *st = arg;
 	const char *p = at + 2, *s;
 	size_t n;
 
-	if (link || st->found)
+	if (st->found)
 		return;
 	if (*p == '-' || *p == '+')
 		p++;
@@ -843,14 +813,28 @@ stmt_visit(const char *at, bool link, void *arg)
 	}
 }
 
+/* Every `{%` of TEXT outside Jinja comments (Jinja runs statements
+ * wherever they are, in HTML comments and <script> too). */
+static bool
+stmt_scan(const char *text, struct stmt *st)
+{
+	char *t, *p;
+
+	if (text == NULL)
+		return false;
+	t = jinja_uncomment(text);
+	for (p = t; (p = strstr(p, "{%")) != NULL; p += 2)
+		stmt_visit(p, st);
+	free(t);
+	return st->found;
+}
+
 bool
 guardian_template_extends(const char *text, char *name, size_t len)
 {
 	struct stmt st = {"extends", NULL, name, len, false};
 
-	if (text != NULL)
-		template_scan(text, stmt_visit, &st);
-	return st.found;
+	return stmt_scan(text, &st);
 }
 
 bool
@@ -858,9 +842,7 @@ guardian_template_includes(const char *text, const char *name)
 {
 	struct stmt st = {"include", name, NULL, 0, false};
 
-	if (text != NULL)
-		template_scan(text, stmt_visit, &st);
-	return st.found;
+	return stmt_scan(text, &st);
 }
 
 void
