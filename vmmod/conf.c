@@ -69,6 +69,7 @@ static const struct conf_key conf_keys[] = {
     K("console_listen", CT_LISTEN, console_listen, 0, 0),
     K("console_tls_cert", CT_OPTPATH, console_tls_cert, 0, 0),
     K("console_tls_key", CT_OPTPATH, console_tls_key, 0, 0),
+    K("console_queue_kb", CT_UINT, console_queue_kb, 64, 64 * 1024),
     K("storage_pool", CT_STR, storage_pool, 0, 0),
     K("pool_dir", CT_OPTPATH, pool_dir, 0, 0),
     K("bridge", CT_STR, bridge, 0, 0),
@@ -133,6 +134,7 @@ conf_init(struct vmmod_conf *c)
 	c->accel = ACCEL_AUTO;
 	c->max_conns = 64;
 	c->max_conns_per_ip = 16;
+	c->console_queue_kb = 8 * 1024;
 	c->conn_timeout_s = 30;
 	c->ram_budget_mb = 0;
 	c->debug = 0;

@@ -34,7 +34,9 @@
 #define SESSION_TTL (8 * 3600) /* the console window's cookie */
 #define VIEWER_MAX 64
 #define MSG_MAX (256 * 1024) /* from a browser; RFB cut text is the biggest */
-#define QUEUED_MAX (8 * 1024 * 1024) /* to a browser that reads too slowly */
+/* Output held for a browser that reads too slowly before it is closed
+ * (console_queue_kb; 8 MB by default, at most VIEWER_MAX of them). */
+static size_t queued_max = 8 * 1024 * 1024;
 #define SERIAL_IN_MAX (64 * 1024) /* input not yet sent to the guest */
 #define VNC_OUT_MAX (1024 * 1024) /* input not yet written to QEMU */
 #define IDLE_S 1800 /* no input from the viewer: closed */
@@ -403,7 +405,7 @@ viewer_arm(struct viewer *v)
 	epoll_set(v->fd, &v->h_ws, &v->ev_ws, ws);
 	if (v->vnc != -1) {
 		/* a browser that reads slowly slows QEMU down, not our RAM */
-		if (!ws_closing(v->ws) && ws_queued(v->ws) < QUEUED_MAX / 2)
+		if (!ws_closing(v->ws) && ws_queued(v->ws) < queued_max / 2)
 			vnc |= EPOLLIN;
 		if (v->voutlen > 0)
 			vnc |= EPOLLOUT;
@@ -553,7 +555,7 @@ on_stream(void *arg, const char *data, ssize_t len)
 	for (v = con->viewers; v != NULL; v = v->con_next) {
 		if (v->dead || ws_closing(v->ws))
 			continue;
-		if (ws_queued(v->ws) > QUEUED_MAX)
+		if (ws_queued(v->ws) > queued_max)
 			viewer_close(v, 1008, "viewer reads too slowly");
 		else
 			ws_send(v->ws, true, frame, len + 1);
@@ -1275,6 +1277,8 @@ console_start(const struct vmmod_conf *conf)
 	free(o);
 	if (conf->web_root != NULL)
 		web_root = xstrdup(conf->web_root);
+	if (conf->console_queue_kb != 0)
+		queued_max = (size_t)conf->console_queue_kb * 1024;
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
 	    (wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1 ||
 	    epoll_ctl(ep, EPOLL_CTL_ADD, wakefd, &ev) == -1) {

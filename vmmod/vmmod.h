@@ -59,6 +59,7 @@ struct vmmod_conf {
 	char *console_listen; /* "HOST:PORT" TLS console listener or NULL */
 	char *console_tls_cert; /* its PEM certificate (chain) */
 	char *console_tls_key; /* its PEM private key */
+	unsigned console_queue_kb; /* held for a slow viewer, then closed */
 	char *storage_pool; /* libvirt pool our disks live in */
 	char *pool_dir; /* its directory, NULL: data_dir/pool */
 	char *bridge; /* default br0 */

@@ -27,6 +27,7 @@ static const char *const fail_cases[] = {
     "bad-number",
     "negative",
     "range",
+    "console-queue",
     "overflow",
     "accel",
     "no-equals",
