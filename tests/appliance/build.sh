@@ -2,7 +2,9 @@
 # Builds the Guardian VMs test appliances from Debian packages: small UEFI
 # disk images shaped like Home Assistant OS (GPT + one FAT EFI System
 # Partition holding a standalone GRUB, a Debian kernel and a busybox
-# initramfs), shipped as disk.qcow2.xz + disk.qcow2.xz.sha256.
+# initramfs), shipped as disk.qcow2.xz + disk.qcow2.xz.sha256.  For x86_64
+# also a Secure Boot variant, disk-sb.qcow2.xz: the same kernel, initramfs
+# and serial protocol, booted by Debian's signed shim and GRUB.
 #
 # usage: tests/appliance/build.sh [--out DIR] [--force] ARCH...
 #   ARCH     x86_64 (OVMF on q35, cloud kernel) | aarch64 (AAVMF on virt)
@@ -14,13 +16,23 @@
 #   disk.qcow2                           the same, unpacked
 #   vmlinuz, initrd.img, cmdline         direct-kernel-boot variant
 #   BOOT*.EFI, grub.cfg                  the ESP's GRUB and its embedded config
+# and, for x86_64 only, the Secure Boot variant (boots with OVMF's secboot
+# build and Microsoft's keys, OVMF_VARS_4M.ms.fd):
+#   disk-sb.qcow2.xz, disk-sb.qcow2.xz.sha256, disk-sb.qcow2
+#       ESP: \EFI\BOOT\BOOTX64.EFI = shimx64.efi.signed (shim-signed,
+#       Microsoft-signed), \EFI\BOOT\grubx64.efi = grubx64.efi.signed
+#       (grub-efi-amd64-signed, Debian-signed; its built-in prefix is
+#       /EFI/debian, so it reads \EFI\debian\grub.cfg), the Debian-signed
+#       cloud kernel and the same initrd.img
+#   grub-sb.cfg                          that \EFI\debian\grub.cfg
 #
 # Host safety: no kernel or GRUB package is ever installed on the host.  They
 # are fetched with `apt-get download` into DIR/debs and unpacked with
 # `dpkg-deb -x` under DIR/root; grub-mkstandalone runs from the unpacked
 # grub-common.  No loop devices, no mounts, no root needed.
 # Needs: apt-get, dpkg-deb, depmod/modprobe (kmod), cpio, gzip, mtools,
-# dosfstools (mkfs.fat), fdisk (sfdisk), qemu-utils (qemu-img), xz-utils.
+# dosfstools (mkfs.fat), fdisk (sfdisk), qemu-utils (qemu-img), xz-utils;
+# sbsigntool (sbverify) is optional: with it, the signers are printed.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -76,6 +88,13 @@ arch_meta() { # ARCH -> debian arch and kernel metapackage
 	esac
 }
 
+# sb_specs ARCH: the signed boot chain of ARCH's Secure Boot variant, if any
+sb_specs() {
+	case "$1" in
+	x86_64) echo "shim-signed:amd64 grub-efi-amd64-signed:amd64" ;;
+	esac
+}
+
 resolve() {
 	local cache=$out/.resolved a debarch meta metas=() specs=() line
 	if [ -s "$cache" ] && [ -z "$(find /var/lib/apt/lists /var/lib/dpkg/arch -newer "$cache" 2>/dev/null | head -n1)" ]; then
@@ -108,7 +127,8 @@ resolve() {
 		[ -n "${KPKG[$meta]:-}" ] ||
 			die "cannot resolve the kernel behind $meta (apt-cache depends $meta; is 'apt-get update' done? for arm64: 'dpkg --add-architecture arm64')"
 		for spec in "${KPKG[$meta]}:$debarch" "grub-efi-$debarch-bin:$debarch" "busybox-static:$debarch" \
-			"grub-common:$host_debarch" "libefiboot1:$host_debarch" "libefivar1:$host_debarch"; do
+			"grub-common:$host_debarch" "libefiboot1:$host_debarch" "libefivar1:$host_debarch" \
+			$(sb_specs "$a"); do
 			[ -n "${DEB[$spec]:-}" ] || specs+=("$spec")
 		done
 	done
@@ -179,6 +199,63 @@ grub_tools() {
 	echo "$gc"
 }
 
+# pe_signed FILE: true when the PE/COFF image FILE has a certificate table
+# (an Authenticode signature), read from its optional header's data
+# directory entry 4 (PE32+ only: EFI binaries and kernels of x86_64, arm64)
+pe_signed() {
+	local pe magic size
+	pe=$(od -An -tu4 -j 60 -N 4 "$1" | tr -d ' ')
+	[ "$(od -An -c -j "$pe" -N 4 "$1" | tr -d ' ')" = 'PE\0\0' ] || return 1
+	magic=$(od -An -tx2 -j $((pe + 24)) -N 2 "$1" | tr -d ' ')
+	[ "$magic" = 020b ] || return 1
+	size=$(od -An -tu4 -j $((pe + 24 + 112 + 4 * 8 + 4)) -N 4 "$1" | tr -d ' ')
+	[ "${size:-0}" -gt 0 ]
+}
+
+# mkdisk WORK NAME UUIDTAIL LEVEL SRC=/DST...: WORK/NAME.qcow2 and
+# NAME.qcow2.xz (xz -LEVEL), a GPT disk with one FAT ESP (label APPLIANCE)
+# holding the files SRC at the paths DST (directories made as needed);
+# UUIDTAIL ends the ESP's partition UUID.  Messages name build_arch's $arch.
+mkdisk() {
+	local work=$1 name=$2 tail=$3 level=$4 bytes=0 esp_mib f dir
+	shift 4
+	for f in "$@"; do bytes=$((bytes + $(stat -c %s "${f%%=*}"))); done
+	esp_mib=$((bytes * 11 / 10 / 1048576 + 4))
+	say "[$arch] $name: ESP ${esp_mib} MiB"
+	rm -f "$work/esp.img" "$work/disk.raw"
+	mkfs.fat -C -F 16 -n APPLIANCE -i 47564d53 "$work/esp.img" $((esp_mib * 1024)) >/dev/null ||
+		mkfs.fat -C -F 32 -n APPLIANCE -i 47564d53 "$work/esp.img" $((esp_mib * 1024)) >/dev/null
+	export MTOOLS_SKIP_CHECK=1
+	local made=" " part path
+	for f in "$@"; do
+		path="" dir=${f#*=}
+		for part in $(echo "${dir%/*}" | tr / ' '); do
+			path+=/$part
+			case "$made" in *" $path "*) continue ;; esac
+			mmd -i "$work/esp.img" "::$path"
+			made+="$path "
+		done
+		mcopy -i "$work/esp.img" "${f%%=*}" "::${f#*=}"
+	done
+
+	# GPT disk: 1 MiB, the ESP, 1 MiB for the backup GPT
+	say "[$arch] $name: GPT disk + qcow2"
+	local sectors=$((esp_mib * 2048))
+	truncate -s $(((esp_mib + 2) * 1048576)) "$work/disk.raw"
+	sfdisk --quiet "$work/disk.raw" <<-EOF
+		label: gpt
+		label-id: 6A4E5C10-8B1D-4B1E-9C7A-47554152444E
+		unit: sectors
+		first-lba: 2048
+		start=2048, size=$sectors, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=6A4E5C10-8B1D-4B1E-9C7A-$tail, name="EFI System"
+	EOF
+	dd if="$work/esp.img" of="$work/disk.raw" bs=1M seek=1 conv=notrunc status=none
+	qemu-img convert -f raw -O qcow2 "$work/disk.raw" "$work/$name.qcow2"
+	say "[$arch] $name: xz"
+	xz -T2 "-$level" -c "$work/$name.qcow2" >"$work/$name.qcow2.xz"
+	rm -f "$work/esp.img" "$work/disk.raw"
+}
+
 # Builds one appliance.
 build_arch() {
 	local arch=$1 debarch kmeta efiname grubfmt console machine_note wanted
@@ -198,9 +275,11 @@ build_arch() {
 	esac
 
 	say "[$arch] $machine_note"
-	local kpkg=${KPKG[$kmeta]} kroot gbin bb gc kver
+	local kpkg=${KPKG[$kmeta]} kroot gbin bb gc kver sb=()
 	local specs=("$kpkg:$debarch" "grub-efi-$debarch-bin:$debarch" "busybox-static:$debarch"
 		"grub-common:$host_debarch" "libefiboot1:$host_debarch" "libefivar1:$host_debarch")
+	read -r -a sb <<<"$(sb_specs "$arch")"
+	specs+=("${sb[@]}")
 	local inputs="" s
 	for s in "${specs[@]}"; do inputs+="${DEB[$s]} "; done
 
@@ -212,7 +291,8 @@ build_arch() {
 		(cd "$here/rootfs" && find . -type f | LC_ALL=C sort | xargs sha256sum)
 	} | sha256sum | cut -d' ' -f1)
 	if [ $force = 0 ] && [ -s "$dest/.stamp" ] && [ "$(cat "$dest/.stamp")" = "$stamp" ] &&
-		[ -s "$dest/disk.qcow2.xz" ] && [ -s "$dest/disk.qcow2" ] && [ -s "$dest/vmlinuz" ]; then
+		[ -s "$dest/disk.qcow2.xz" ] && [ -s "$dest/disk.qcow2" ] && [ -s "$dest/vmlinuz" ] &&
+		{ [ ${#sb[@]} = 0 ] || [ -s "$dest/disk-sb.qcow2.xz" ]; }; then
 		say "[$arch] up to date: $dest/disk.qcow2.xz"
 		return 0
 	fi
@@ -283,35 +363,46 @@ build_arch() {
 		--modules="part_gpt fat" \
 		"boot/grub/grub.cfg=$work/grub.cfg"
 
-	# --- ESP (FAT) with \EFI\BOOT\<efiname>, the kernel and the initramfs
-	local bytes esp_mib
-	bytes=$(($(stat -c %s "$kroot/boot/$kfile") + $(stat -c %s "$work/initrd.img") + $(stat -c %s "$work/$efiname")))
-	esp_mib=$((bytes * 11 / 10 / 1048576 + 4))
-	say "[$arch] ESP ${esp_mib} MiB"
-	rm -f "$work/esp.img"
-	mkfs.fat -C -F 16 -n APPLIANCE -i 47564d53 "$work/esp.img" $((esp_mib * 1024)) >/dev/null ||
-		mkfs.fat -C -F 32 -n APPLIANCE -i 47564d53 "$work/esp.img" $((esp_mib * 1024)) >/dev/null
-	export MTOOLS_SKIP_CHECK=1
-	mmd -i "$work/esp.img" ::/EFI ::/EFI/BOOT
-	mcopy -i "$work/esp.img" "$work/$efiname" "::/EFI/BOOT/$efiname"
-	mcopy -i "$work/esp.img" "$kroot/boot/$kfile" "::/$kfile"
-	mcopy -i "$work/esp.img" "$work/initrd.img" ::/initrd.img
+	# --- ESP (FAT) with \EFI\BOOT\<efiname>, the kernel and the initramfs;
+	# GPT disk, qcow2, xz
+	mkdisk "$work" disk 455350303031 6 "$work/$efiname=/EFI/BOOT/$efiname" \
+		"$kroot/boot/$kfile=/$kfile" "$work/initrd.img=/initrd.img"
 
-	# --- GPT disk: 1 MiB, the ESP, 1 MiB for the backup GPT
-	say "[$arch] GPT disk + qcow2"
-	local sectors=$((esp_mib * 2048))
-	truncate -s $(((esp_mib + 2) * 1048576)) "$work/disk.raw"
-	sfdisk --quiet "$work/disk.raw" <<-EOF
-		label: gpt
-		label-id: 6A4E5C10-8B1D-4B1E-9C7A-47554152444E
-		unit: sectors
-		first-lba: 2048
-		start=2048, size=$sectors, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=6A4E5C10-8B1D-4B1E-9C7A-455350303031, name="EFI System"
-	EOF
-	dd if="$work/esp.img" of="$work/disk.raw" bs=1M seek=1 conv=notrunc status=none
-	qemu-img convert -f raw -O qcow2 "$work/disk.raw" "$work/disk.qcow2"
-	say "[$arch] xz"
-	xz -T2 -6 -c "$work/disk.qcow2" >"$work/disk.qcow2.xz"
+	# --- the Secure Boot variant: shim -> signed GRUB -> signed kernel
+	local sbdisk=""
+	if [ ${#sb[@]} -gt 0 ]; then
+		local shim sgrub
+		shim=$(fetch "shim-signed:$debarch")/usr/lib/shim/shimx64.efi.signed
+		sgrub=$(fetch "grub-efi-$debarch-signed:$debarch")/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed
+		say "[$arch] Secure Boot variant (shim-signed, grub-efi-amd64-signed, signed kernel)"
+		local f
+		for f in "$shim" "$sgrub" "$kroot/boot/$kfile"; do
+			pe_signed "$f" || die "[$arch] $f carries no Authenticode signature"
+			if command -v sbverify >/dev/null 2>&1; then
+				say "[$arch]   $(basename "$f"): $(sbverify --list "$f" 2>/dev/null |
+					sed -n 's/^ *subject: *//p' | head -n1)"
+			fi
+		done
+		# The signed GRUB's own config (in its memdisk) sources
+		# $prefix/grub.cfg, $prefix being /EFI/debian on the ESP it was
+		# loaded from.  Only the commands built into it are there (Secure
+		# Boot forbids insmod); `linux` has shim verify the kernel.
+		cat >"$work/grub-sb.cfg" <<-EOF
+			# Guardian VMs test appliance, Secure Boot variant (\EFI\debian\grub.cfg)
+			set timeout=0
+			search --no-floppy --file --set=root /$kfile
+			echo "Loading /$kfile ..."
+			linux /$kfile $cmdline
+			initrd /initrd.img
+			boot
+		EOF
+		# xz -1: 3 s instead of 10 s for 3% more (mostly the
+		# compressed kernel, which xz cannot shrink anyway)
+		mkdisk "$work" disk-sb 455350305342 1 "$shim=/EFI/BOOT/BOOTX64.EFI" \
+			"$sgrub=/EFI/BOOT/grubx64.efi" "$work/grub-sb.cfg=/EFI/debian/grub.cfg" \
+			"$kroot/boot/$kfile=/$kfile" "$work/initrd.img=/initrd.img"
+		sbdisk=disk-sb
+	fi
 
 	# --- publish
 	mkdir -p "$dest"
@@ -319,12 +410,18 @@ build_arch() {
 	mv "$work/initrd.img" "$dest/initrd.img"
 	echo "$cmdline" >"$dest/cmdline"
 	mv "$work/grub.cfg" "$work/$efiname" "$dest/"
-	mv "$work/disk.qcow2" "$dest/disk.qcow2"
-	mv "$work/disk.qcow2.xz" "$dest/disk.qcow2.xz"
-	(cd "$dest" && sha256sum disk.qcow2.xz >disk.qcow2.xz.sha256)
+	local dk
+	for dk in disk $sbdisk; do
+		mv "$work/$dk.qcow2" "$dest/$dk.qcow2"
+		mv "$work/$dk.qcow2.xz" "$dest/$dk.qcow2.xz"
+		(cd "$dest" && sha256sum "$dk.qcow2.xz" >"$dk.qcow2.xz.sha256")
+	done
+	[ -z "$sbdisk" ] || mv "$work/grub-sb.cfg" "$dest/"
 	rm -rf "$work"
 	echo "$stamp" >"$dest/.stamp"
 	say "[$arch] done: $dest/disk.qcow2.xz ($(du -h "$dest/disk.qcow2.xz" | cut -f1)), kernel $kver"
+	[ -z "$sbdisk" ] ||
+		say "[$arch] done: $dest/$sbdisk.qcow2.xz ($(du -h "$dest/$sbdisk.qcow2.xz" | cut -f1)), Secure Boot"
 }
 
 resolve
