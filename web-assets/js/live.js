@@ -20,16 +20,21 @@ export function createLive() {
 	// [mode, list] as JSON when the subscribers last got what a reload
 	// fetched; null once anything else changed
 	let shown = null;
+	let vmEvents = 0; // how many vm events came (a list on its way may predate one)
 
 	const emit = () => {
 		shown = null;
 		if (!leaving) for (const f of subs) f(vms, mode);
 	};
 
-	async function reload() {
+	const reload = () => load(true);
+	// again: fetch once more when a vm event came while the list was on its
+	// way (the list, taken before it, has just undone it)
+	async function load(again) {
 		if (loading) return loading;
 		loading = (async () => {
 			let text = null;
+			const events = vmEvents;
 			try {
 				const r = await api('GET', '/api/vms');
 				const list = (r && r.vms) || [];
@@ -51,6 +56,7 @@ export function createLive() {
 					emit();
 					shown = text;
 				}
+				if (again && vmEvents !== events) load(false);
 			}
 		})();
 		return loading;
@@ -61,6 +67,7 @@ export function createLive() {
 		try { vm = JSON.parse(ev.data); } catch (e) { return; }
 		if (!vm || typeof vm.name !== 'string') return;
 		const key = vm.uuid || vm.name;
+		vmEvents++;
 		if (vm.deleted) vms.delete(key);
 		else vms.set(key, vm);
 		emit();
