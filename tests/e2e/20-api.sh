@@ -12,26 +12,13 @@ top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 if [ -z "${GVM_SANDBOX:-}" ]; then
 	exec "$top/tests/sandbox.sh" -- "$0" "$@"
 fi
-build=${BUILD:-build/$(uname -m)}
-case $build in /*) ;; *) build=$top/$build ;; esac
-vmmod=$build/vmmod
-for t in curl jq virsh; do
-	command -v $t >/dev/null || { echo "SKIP: no $t"; exit 77; }
-done
-[ -x "$vmmod" ] || { echo "FAIL: no $vmmod (make first)"; exit 1; }
-
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
+. "$top/tests/e2e/lib/common.sh"
+need_tools curl jq virsh
+need_vmmod
 
 d=$(mktemp -d /tmp/gvm-e2e-api.XXXXXX)
 port=18090
-vmmod_pid="" sse_pid=""
+sse_pid=""
 cleanup() {
 	[ -n "$sse_pid" ] && kill "$sse_pid" 2>/dev/null
 	[ -n "$vmmod_pid" ] && kill "$vmmod_pid" 2>/dev/null && wait "$vmmod_pid"
@@ -44,22 +31,8 @@ cleanup() {
 trap cleanup EXIT
 
 # ------------------------------------------------------------ domains
-define() { # define NAME [TITLE-XML]
-	cat >"$d/dom.xml" <<XML
-<domain type='qemu'>
-  <name>$1</name>
-  ${2:-}
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices>
-    <serial type='pty'/>
-    <console type='pty'/>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-XML
-	virsh -q define "$d/dom.xml" >/dev/null
+define() { # define NAME [TITLE-XML]: with a serial console
+	define_vm "$1" "${2:-}" q35 "<serial type='pty'/><console type='pty'/>"
 }
 check "define ubuntu22.04 with virsh" \
 	define ubuntu22.04 "<title>Bob's \"VM\" &lt;b&gt;&amp;</title>"

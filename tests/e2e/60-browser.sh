@@ -17,28 +17,17 @@ top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 if [ -z "${GVM_SANDBOX:-}" ]; then
 	exec "$top/tests/sandbox.sh" -- "$0" "$@"
 fi
-build=${BUILD:-build/$(uname -m)}
-case $build in /*) ;; *) build=$top/$build ;; esac
-vmmod=$build/vmmod
-[ -x "$vmmod" ] || { echo "FAIL: no $vmmod (make first)"; exit 1; }
-for t in curl virsh node; do
-	command -v $t >/dev/null || { echo "SKIP: no $t"; exit 77; }
-done
-[ -x /usr/bin/chromium ] || { echo "SKIP: no /usr/bin/chromium (apt-get install chromium)"; exit 77; }
-[ -d "$top/tests/browser/node_modules/playwright-core" ] ||
-	{ echo "SKIP: no playwright-core (make browser-deps)"; exit 77; }
+. "$top/tests/e2e/lib/common.sh"
+need_vmmod
+need_tools curl virsh node
+need_browser
 py=/usr/bin/python3
 $py -c 'import flask' 2>/dev/null || { echo "SKIP: no python3-flask"; exit 77; }
-
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 
 d=$(mktemp -d /tmp/gvm-e2e-web.XXXXXX)
 chmod 755 "$d"
 port=18190 fport=18191
-vmmod_pid="" fix_pid=""
+fix_pid=""
 cleanup() {
 	[ -n "$fix_pid" ] && kill "$fix_pid" 2>/dev/null && wait "$fix_pid" 2>/dev/null
 	[ -n "$vmmod_pid" ] && kill "$vmmod_pid" 2>/dev/null && wait "$vmmod_pid" 2>/dev/null
@@ -50,18 +39,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-define() { # define NAME-XML [TITLE-XML]
-	cat >"$d/dom.xml" <<XML
-<domain type='qemu'>
-  <name>$1</name>
-  ${2:-}
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices><serial type='pty'/><console type='pty'/><memballoon model='none'/></devices>
-</domain>
-XML
-	virsh -q define "$d/dom.xml" >/dev/null
+define() { # define NAME-XML [TITLE-XML]: with a serial console
+	define_vm "$1" "${2:-}" q35 "<serial type='pty'/><console type='pty'/>"
 }
 hostile='<img src=x onerror=alert(1)>'
 check "define gvm-web-a" define gvm-web-a
@@ -83,11 +62,7 @@ mkdir -p "$d/resv" "$d/d2"
 	--data-dir "$d" --templates "$top/templates" --web-root "$top/web-assets" \
 	>"$d/vmmod.log" 2>&1 &
 vmmod_pid=$!
-for _ in $(seq 100); do
-	curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && [ -s "$d/token" ] && break
-	sleep 0.1
-done
-check "vmmod is up" curl -sf "http://127.0.0.1:$port/healthz" -o /dev/null
+check "vmmod is up" wait_vmmod $port "$d/token"
 token=$(cat "$d/token")
 
 $py "$top/tests/guardian-fixture/app.py" --port $fport --socket "$d/vmmod.sock" \

@@ -15,20 +15,10 @@ top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 if [ -z "${GVM_SANDBOX:-}" ]; then
 	exec "$top/tests/sandbox.sh" -- "$0" "$@"
 fi
-build=${BUILD:-build/$(uname -m)}
-case $build in /*) ;; *) build=$top/$build ;; esac
-vmmod=$build/vmmod
-[ -x "$vmmod" ] || { echo "FAIL: no $vmmod (make first)"; exit 1; }
-for t in curl virsh node umockdev-run; do
-	command -v $t >/dev/null || { echo "SKIP: no $t"; exit 77; }
-done
-[ -x /usr/bin/chromium ] || { echo "SKIP: no /usr/bin/chromium"; exit 77; }
-[ -d "$top/tests/browser/node_modules/playwright-core" ] ||
-	{ echo "SKIP: no playwright-core (make browser-deps)"; exit 77; }
-
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+. "$top/tests/e2e/lib/common.sh"
+need_vmmod
+need_tools curl virsh node umockdev-run
+need_browser
 
 # libvirtd wants to list USB devices (as in 80-usb.sh): an empty
 # /sys/bus/usb/devices inside the sandbox's mount namespace.
@@ -49,7 +39,6 @@ fi
 d=$(mktemp -d /tmp/gvm-e2e-usbweb.XXXXXX)
 chmod 755 "$d"
 port=18193
-vmmod_pid=""
 cleanup() {
 	local child
 	if [ -n "$vmmod_pid" ]; then
@@ -71,23 +60,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-define() { # NAME [METADATA]
-	cat >"$d/dom.xml" <<XML
-<domain type='qemu'>
-  <name>$1</name>
-  ${2:-}
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices><controller type='usb' index='0' model='qemu-xhci'/><memballoon model='none'/></devices>
-</domain>
-XML
-	virsh -q define "$d/dom.xml" >/dev/null
-}
-define gvm-usb-web || bad "define gvm-usb-web"
+xhci="<controller type='usb' index='0' model='qemu-xhci'/>"
+check "define gvm-usb-web" define_vm gvm-usb-web "" q35 "$xhci"
 # wants a CH340 with a serial that no fake device has: "waiting"
-define gvm-usb-warn "<metadata><gvm:vm xmlns:gvm='https://guardian.hookprobe.com/vmmod/1'><gvm:usb vendor='0x1a86' product='0x7523' serial='UNPLUGGED1'/></gvm:vm></metadata>" ||
-	bad "define gvm-usb-warn"
+check "define gvm-usb-warn" define_vm gvm-usb-warn \
+	"<metadata><gvm:vm xmlns:gvm='https://guardian.hookprobe.com/vmmod/1'><gvm:usb vendor='0x1a86' product='0x7523' serial='UNPLUGGED1'/></gvm:vm></metadata>" \
+	q35 "$xhci"
 
 cat >"$d/vmmod.conf" <<CONF
 socket_group =
@@ -107,11 +85,7 @@ env "${san_env[@]}" umockdev-run "${args[@]}" -- "$vmmod" -d -f "$d/vmmod.conf" 
 	--data-dir "$d" --templates "$top/templates" --web-root "$top/web-assets" \
 	>"$d/vmmod.log" 2>&1 &
 vmmod_pid=$!
-for _ in $(seq 100); do
-	curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && [ -s "$d/token" ] && break
-	sleep 0.1
-done
-curl -sf "http://127.0.0.1:$port/healthz" -o /dev/null && ok "vmmod under umockdev is up" || bad "vmmod is up"
+check "vmmod under umockdev is up" wait_vmmod $port "$d/token"
 token=$(cat "$d/token")
 n=$(curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/host/devices" |
 	python3 -c 'import json,sys; print(len(json.load(sys.stdin)["usb"]))' 2>/dev/null)
