@@ -1,21 +1,34 @@
 #!/bin/bash
-# 82-pci-browser: the PCI section of the VM page's devices panel in Chromium
-# (tests/browser/pci.mjs) against vmmod and the sandbox's libvirtd.  vmmod
-# runs in a mount namespace of its own where the fake sysfs tree
-# tests/data/sysfs/meteorlake-dgpu (an iGPU, an NPU, bridges, a group that
+# 82-pci-browser: PCI passthrough in the web UI, in Chromium
+# (tests/browser/pci.mjs), against vmmod and the sandbox's libvirtd: the PCI
+# section of the VM page's devices panel and the deploy dialog's PCI picks.
+# vmmod runs in a mount namespace of its own where a fake sysfs tree
+# (tests/data/sysfs/meteorlake-dgpu: an iGPU, an NPU, bridges, a group that
 # cannot go, a discrete GPU whose audio function shares its IOMMU group) is
 # bound over /sys/bus/pci and /sys/kernel/iommu_groups: libpci reads it as
-# it reads a real host.  libvirtd sees the real /sys; the VMs stay stopped,
-# so only their definitions gain and lose <hostdev type='pci'>.
+# it reads a real host.  libvirtd sees the real /sys; no VM is ever started,
+# so only definitions gain and lose <hostdev type='pci'>.
 #
-# Checked from the page: the fake devices listed with address, class,
-# accelerator badge and IOMMU group; the reason and a disabled button for a
-# device that cannot go; a device another VM has; attach (keyboard) and
-# detach; a whole group; refusals by the VM's security profile (SECRET) and
-# by libvirt (a VM without a PCI bus) shown as errors with `virsh dumpxml`
-# still without a hostdev.  A second vmmod over an empty PCI tree (as an
-# arm64 build lists none) shows no PCI section.  Screenshots:
-# build/screenshots/pci-panel.png, pci-page.png.
+# Checked from the page, devices panel: the fake devices listed with
+# address, class, accelerator badge and IOMMU group; the reason and a
+# disabled button for a device that cannot go; a device another VM has;
+# attach (keyboard) and detach; a whole group; refusals by the VM's security
+# profile (SECRET) and by libvirt (a VM without a PCI bus) shown as errors
+# with `virsh dumpxml` still without a hostdev.
+# Deploy dialog: a template of a local catalog (pci-demo: a small local
+# qcow2 image, wants pci:npu and pci:gpu) and the shipped ubuntu-server
+# offer the NPU and the GPUs (npu-demo, pci:npu: the NPU only), none
+# ticked, the held iGPU disabled with its holder; a SECRET classification
+# (added to the request by the test: the dialog has no classification
+# choice) with the NPU is refused, the refusal shown by the picks, nothing
+# made; the NPU and the discrete GPU (with its group) picked from the
+# keyboard reach the create request, and the deploy (not started) defines
+# the VM with <hostdev managed='yes'> for the three addresses, which the
+# dialog then shows in use.  A vmmod over console-gpu: the host's console
+# GPU offered disabled with vmmod's reason, npu-demo says there is no NPU.
+# A vmmod over an empty PCI tree (as an arm64 build lists none): no PCI
+# section, no PCI picks.  Screenshots: build/screenshots/pci-panel.png,
+# pci-page.png, pci-deploy.png.
 #
 # What only a real x86 host with VFIO exercises: libvirt binding the device
 # to vfio-pci when the VM starts, and a live attach.
@@ -25,29 +38,21 @@ top=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 if [ -z "${GVM_SANDBOX:-}" ]; then
 	exec "$top/tests/sandbox.sh" -- "$0" "$@"
 fi
-build=${BUILD:-build/$(uname -m)}
-case $build in /*) ;; *) build=$top/$build ;; esac
-vmmod=$build/vmmod
-[ -x "$vmmod" ] || { echo "FAIL: no $vmmod (make first)"; exit 1; }
-for t in curl virsh node unshare python3; do
-	command -v $t >/dev/null || { echo "SKIP: no $t"; exit 77; }
-done
-[ -x /usr/bin/chromium ] || { echo "SKIP: no /usr/bin/chromium"; exit 77; }
-[ -d "$top/tests/browser/node_modules/playwright-core" ] ||
-	{ echo "SKIP: no playwright-core (make browser-deps)"; exit 77; }
+. "$top/tests/e2e/lib/common.sh"
+need_vmmod
+need_tools curl virsh node unshare python3 qemu-img sha256sum
+need_browser
 # pci_none.c (arm64 builds) lists no PCI device whatever /sys holds
 ldd "$vmmod" 2>/dev/null | grep -q 'libpci\.so' ||
 	{ echo "SKIP: $vmmod is built without PCI passthrough"; exit 77; }
 
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-
 d=$(mktemp -d /tmp/gvm-e2e-pciweb.XXXXXX)
 chmod 755 "$d"
-port=18194 eport=18195
+port=18194 eport=18195 cport=18196
 hostile='<img src=x onerror=alert(1)>pci'
-vms=(gvm-pci-web gvm-pci-secret gvm-pci-nobus "$hostile")
+# deployed by the page (not started), and refused by the SECRET profile
+deployed=gvm-pci-deploy refused=gvm-pci-refused
+vms=(gvm-pci-web gvm-pci-secret gvm-pci-nobus "$hostile" "$deployed" "$refused")
 pids=()
 cleanup() {
 	local p
@@ -56,7 +61,7 @@ cleanup() {
 	for p in "${pids[@]}"; do
 		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
 	done
-	for n in "${vms[@]}"; do virsh -q undefine "$n" >/dev/null 2>&1; done
+	for n in "${vms[@]}"; do virsh -q undefine --nvram "$n" >/dev/null 2>&1; done
 	if [ "$fails" != 0 ]; then
 		echo "--- vmmod log (last 30 lines)"; tail -30 "$d/vmmod.log" 2>/dev/null
 	fi
@@ -64,47 +69,70 @@ cleanup() {
 }
 trap cleanup EXIT
 
-define() { # NAME-XML [METADATA] [MACHINE] [DEVICES]
-	cat >"$d/dom.xml" <<XML
-<domain type='qemu'>
-  <name>$1</name>
-  ${2:-}
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='${3:-q35}'>hvm</type></os>
-  <devices><memballoon model='none'/>${4:-}</devices>
-</domain>
-XML
-	virsh -q define "$d/dom.xml" >/dev/null
-}
 gvm="xmlns:gvm='https://guardian.hookprobe.com/vmmod/1'"
-define gvm-pci-web || bad "define gvm-pci-web"
+check "define gvm-pci-web" define_vm gvm-pci-web
 # SECRET: vmmod's security profile refuses PCI passthrough
-define gvm-pci-secret "<metadata><gvm:vm $gvm><gvm:classification>SECRET</gvm:classification></gvm:vm></metadata>" ||
-	bad "define gvm-pci-secret"
+check "define gvm-pci-secret" define_vm gvm-pci-secret \
+	"<metadata><gvm:vm $gvm><gvm:classification>SECRET</gvm:classification></gvm:vm></metadata>"
 # an ISA-only PC: libvirt finds no PCI bus for a hostdev
-define gvm-pci-nobus "" isapc || bad "define gvm-pci-nobus"
+check "define gvm-pci-nobus" define_vm gvm-pci-nobus "" isapc
 # holds the iGPU; named with markup, which the page must show as text
-define '&lt;img src=x onerror=alert(1)&gt;pci' "" q35 \
-	"<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x00' slot='0x02' function='0x0'/></source></hostdev>" ||
-	bad "define the VM that holds the iGPU"
+check "define the VM that holds the iGPU" define_vm '&lt;img src=x onerror=alert(1)&gt;pci' "" q35 \
+	"<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x00' slot='0x02' function='0x0'/></source></hostdev>"
 
 # The fake trees: copies, so nothing can write into tests/data.
 cp -a "$top/tests/data/sysfs/meteorlake-dgpu" "$d/sys"
+cp -a "$top/tests/data/sysfs/console-gpu" "$d/console"
 mkdir -p "$d/empty/bus/pci/devices" "$d/empty/bus/pci/drivers" "$d/empty/kernel/iommu_groups"
 n_fake=$(find "$d/sys/bus/pci/devices" -mindepth 1 -maxdepth 1 | wc -l)
 
-# start_vmmod TREE PORT NAME: vmmod with TREE over /sys/bus/pci and
-# /sys/kernel/iommu_groups in a mount namespace of its own (sh execs vmmod:
-# the pid is vmmod's)
+# The catalog of the fake trees' vmmods: the shipped templates, pci-demo
+# (a disk image made here, an empty qcow2: the VM is defined, never
+# started) and npu-demo
+cp -a "$top/templates" "$d/templates"
+mkdir "$d/img"
+qemu-img create -q -f qcow2 "$d/img/pci-demo.qcow2" 64M
+sha=$(sha256sum "$d/img/pci-demo.qcow2" | cut -d' ' -f1)
+size=$(stat -c %s "$d/img/pci-demo.qcow2")
+cat >"$d/templates/pci-demo.json" <<JSON
+{
+  "schema": 1,
+  "id": "pci-demo",
+  "name": "PCI deploy test",
+  "description": "An empty disk that wants the host's NPU or a GPU (82-pci-browser).",
+  "kind": "disk-image",
+  "firmware": {"type": "uefi", "secure_boot": false},
+  "memory_mb": 256,
+  "min_memory_mb": 128,
+  "vcpus": 1,
+  "disk_gb": 1,
+  "disk_mode": "overlay",
+  "web": null,
+  "dns_name": "pci-demo",
+  "wants_devices": ["pci:npu", "pci:gpu"],
+  "cloud_init": null,
+  "images": {
+    "x86_64": {"url": "file://$d/img/pci-demo.qcow2", "sha256": "$sha", "note": "made by the test",
+      "size": $size, "format": "qcow2", "compression": null, "version": "test"}
+  }
+}
+JSON
+# npu-demo: the same, wanting the NPU only
+sed -e 's/"pci-demo"/"npu-demo"/' -e 's/"PCI deploy test"/"NPU deploy test"/' \
+	-e 's/\["pci:npu", "pci:gpu"\]/["pci:npu"]/' "$d/templates/pci-demo.json" >"$d/templates/npu-demo.json"
+
+# start_vmmod TREE PORT NAME [TEMPLATES]: vmmod with TREE over /sys/bus/pci
+# and /sys/kernel/iommu_groups in a mount namespace of its own (sh execs
+# vmmod: the pid is vmmod's), its catalog TEMPLATES (the shipped one)
 start_vmmod() {
-	local tree=$1 p=$2 n=$3
-	mkdir -p "$d/$n/resv"
+	local tree=$1 p=$2 n=$3 tpl=${4:-$top/templates}
+	mkdir -p "$d/$n/resv" "$d/$n/hosts"
 	cat >"$d/$n/vmmod.conf" <<CONF
 socket_group =
 socket_mode = 0660
 lease_file = $d/$n/leases
 reservations_dir = $d/$n/resv
+hosts_dir = $d/$n/hosts
 CONF
 	# shellcheck disable=SC2016
 	unshare --mount --propagation private -- sh -euc '
@@ -120,30 +148,31 @@ CONF
 		exec "$@"' sh "$tree" \
 		"$vmmod" -d -f "$d/$n/vmmod.conf" --uri qemu:///system --accel tcg \
 		--socket "$d/$n/vmmod.sock" --listen "127.0.0.1:$p" --token-file "$d/$n/token" \
-		--data-dir "$d/$n" --templates "$top/templates" --web-root "$top/web-assets" \
+		--data-dir "$d/$n" --templates "$tpl" --web-root "$top/web-assets" \
 		>"$d/$n.log" 2>&1 &
 	pids+=($!)
-	for _ in $(seq 100); do
-		curl -sf "http://127.0.0.1:$p/healthz" >/dev/null 2>&1 && [ -s "$d/$n/token" ] && break
-		sleep 0.1
-	done
-	curl -sf "http://127.0.0.1:$p/healthz" -o /dev/null
+	wait_vmmod "$p" "$d/$n/token"
 }
 npci() { # PORT NAME: how many PCI devices GET /api/host/devices lists
 	curl -s -H "Authorization: Bearer $(cat "$d/$2/token")" "http://127.0.0.1:$1/api/host/devices" |
 		python3 -c 'import json,sys; print(len(json.load(sys.stdin)["pci"]))' 2>/dev/null
 }
-start_vmmod "$d/sys" $port vmmod && ok "vmmod over the fake sysfs tree is up" || bad "vmmod is up"
-start_vmmod "$d/empty" $eport vmmod-empty && ok "vmmod over an empty PCI tree is up" || bad "second vmmod is up"
+check "vmmod over the fake sysfs tree is up" start_vmmod "$d/sys" $port vmmod "$d/templates"
+check "vmmod over an empty PCI tree is up" start_vmmod "$d/empty" $eport vmmod-empty
+check "vmmod over a host whose only GPU is its console is up" start_vmmod "$d/console" $cport vmmod-console "$d/templates"
 n=$(npci $port vmmod)
 [ "$n" = "$n_fake" ] && ok "vmmod lists the $n fake PCI devices" || bad "vmmod lists the fake PCI devices ($n, want $n_fake)"
 n=$(npci $eport vmmod-empty)
-[ "$n" = 0 ] && ok "the other vmmod lists no PCI device" || bad "empty PCI tree lists none ($n)"
+[ "$n" = 0 ] && ok "the empty tree's vmmod lists no PCI device" || bad "empty PCI tree lists none ($n)"
+n=$(npci $cport vmmod-console)
+[ "$n" = 2 ] && ok "the console host's vmmod lists its 2 PCI devices" || bad "console-gpu lists 2 ($n)"
 
 mkdir -p "$top/build/screenshots"
 if (cd "$top/tests/browser" && VMMOD_URL="http://127.0.0.1:$port" VMMOD_TOKEN=$(cat "$d/vmmod/token") \
-	EMPTY_URL="http://127.0.0.1:$eport" EMPTY_TOKEN=$(cat "$d/vmmod-empty/token") HOLDER="$hostile" \
-	SHOTS="$top/build/screenshots" timeout 240 node pci.mjs); then
+	EMPTY_URL="http://127.0.0.1:$eport" EMPTY_TOKEN=$(cat "$d/vmmod-empty/token") \
+	CONSOLE_URL="http://127.0.0.1:$cport" CONSOLE_TOKEN=$(cat "$d/vmmod-console/token") \
+	HOLDER="$hostile" DEPLOYED="$deployed" REFUSED="$refused" \
+	SHOTS="$top/build/screenshots" timeout 300 node pci.mjs); then
 	ok "browser checks (tests/browser/pci.mjs)"
 else
 	bad "browser checks (tests/browser/pci.mjs)"
@@ -155,6 +184,17 @@ for n in gvm-pci-web gvm-pci-secret gvm-pci-nobus; do
 	else
 		ok "$n's definition has no hostdev"
 	fi
+done
+# the deployed VM was deleted with its disk by the page's test, the
+# refused one never made: no domain, no file in the pool, no reservation
+for n in "$deployed" "$refused"; do
+	left=""
+	virsh -q dominfo "$n" >/dev/null 2>&1 && left="domain "
+	for f in "$d/vmmod/pool/$n".* "$d/vmmod/pool/$n"-* "$d/vmmod/resv/$n" "$d/vmmod/hosts/$n"; do
+		[ -e "$f" ] && left="$left${f#"$d"/} "
+	done
+	grep -qF "\"$n\"" "$d/vmmod/reservations.json" 2>/dev/null && left="${left}reservations.json"
+	[ -z "$left" ] && ok "nothing of $n is left" || bad "$n left: $left"
 done
 [ "$fails" = 0 ] || { echo "82-pci-browser: $fails failed"; exit 1; }
 echo "82-pci-browser: all passed"

@@ -11,6 +11,8 @@
 // has it, libvirt) is shown as an error, and the rows are always reloaded
 // from vmmod afterwards, so nothing is ever shown attached that is not.
 // Names come from pci.ids and the accelerator list: text only, never markup.
+// The deploy dialog (deploydev.js) offers PCI devices with the same name,
+// badge, plan and refusal text (pciName, pciBadge, pciPlan, pciRefusal).
 import { api, el, vmPath } from './api.js';
 
 const ADDR = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
@@ -43,7 +45,7 @@ export function pciOwners(vms) {
 }
 
 // pci.ids' name; an older pci.ids may not know a new device yet
-function nameOf(d) {
+export function pciName(d) {
 	if (d.device) return d.device;
 	if (d.accelerator && d.accelerator.model) return d.accelerator.model;
 	if (d.class && d.vendor) return `${d.class} (${d.vendor})`;
@@ -58,9 +60,10 @@ function groupMembers(d, byAddr) {
 	return g.devices.filter((a) => a === d.address || (byAddr.has(a) && byAddr.get(a).class_id !== '0604'));
 }
 
-// What the panel offers for host device d:
+// What the panel offers for host device d (byAddr: the host's devices by
+// address, owners: pciOwners, current: the VM the panel is for, or null):
 // { can, members, why, owner } — members: the addresses an attach sends.
-function planFor(d, byAddr, owners, current) {
+export function pciPlan(d, byAddr, owners, current) {
 	const pt = d.passthrough || {};
 	let members = [d.address];
 	if (pt.code === 'iommu_group_shared') {
@@ -77,6 +80,27 @@ function planFor(d, byAddr, owners, current) {
 	const owner = members.map((a) => owners.get(a)).find((n) => n && n !== current);
 	if (owner) return { can: false, members, owner, why: `in use by ${owner}` };
 	return { can: true, members };
+}
+
+// The accelerator badge ("iGPU", "NPU") of host device d, or null.
+export function pciBadge(d) {
+	const acc = d && d.accelerator;
+	return acc && acc.type ? el('span', { class: 'gvm-badge', 'data-gvm': 'pci-accel', title: acc.model || acc.type }, acc.type) : null;
+}
+
+// Whether host device d is of the kind a template's "pci:WORD" names:
+// "gpu" any display controller (PCI class 03: the iGPU or a discrete card),
+// otherwise vmmod's accelerator type in lower case ("npu", "igpu").
+export function pciKind(d, word) {
+	const acc = d && d.accelerator && typeof d.accelerator.type === 'string' ? d.accelerator.type.toLowerCase() : '';
+	if (word === 'gpu') return acc === 'igpu' || (typeof d.class_id === 'string' && d.class_id.startsWith('03'));
+	return acc !== '' && acc === word;
+}
+
+// A refusal's text, with who refused when vmmod's message does not say.
+export function pciRefusal(e) {
+	const hint = HINT[e.code];
+	return e.message + (hint && !e.message.includes(hint) ? ` (${hint})` : '');
 }
 
 export function createPci({ run }) {
@@ -110,11 +134,6 @@ export function createPci({ run }) {
 		else msg.removeAttribute('data-code');
 	}
 
-	function refusal(e) {
-		const hint = HINT[e.code];
-		return e.message + (hint && !e.message.includes(hint) ? ` (${hint})` : '');
-	}
-
 	function attach(vm, members, label, focusAddr) {
 		refocus = focusAddr;
 		run(async () => {
@@ -122,7 +141,7 @@ export function createPci({ run }) {
 				await api('POST', vmPath(vm, 'devices'), { pci: members.length === 1 ? members[0] : members });
 				say(`${label}: attached to ${vm}`, 'ok');
 			} catch (e) {
-				say(`${label} was not attached to ${vm}: ${refusal(e)}`, 'error', e.code || 'error');
+				say(`${label} was not attached to ${vm}: ${pciRefusal(e)}`, 'error', e.code || 'error');
 			}
 		});
 	}
@@ -136,7 +155,7 @@ export function createPci({ run }) {
 					await api('DELETE', vmPath(vm, 'devices/' + encodeURIComponent(id)));
 					done.push(id);
 				} catch (e) {
-					say(`${label}: ${done.length ? `detached ${done.join(', ')}, but ` : ''}${id} could not be detached from ${vm}: ${refusal(e)}`,
+					say(`${label}: ${done.length ? `detached ${done.join(', ')}, but ` : ''}${id} could not be detached from ${vm}: ${pciRefusal(e)}`,
 						'error', e.code || 'error');
 					return;
 				}
@@ -146,11 +165,10 @@ export function createPci({ run }) {
 	}
 
 	function deviceCell(d, fallbackName) {
-		const acc = d && d.accelerator;
 		const facts = d ? [d.vendor, `${d.vendor_id}:${d.device_id}`, d.driver ? `driver ${d.driver}` : null].filter(Boolean) : [];
 		return el('td', {},
-			el('strong', {}, d ? nameOf(d) : fallbackName),
-			acc && acc.type ? el('span', { class: 'gvm-badge', 'data-gvm': 'pci-accel', title: acc.model || acc.type }, acc.type) : null,
+			el('strong', {}, d ? pciName(d) : fallbackName),
+			pciBadge(d),
 			facts.length ? el('span', { class: 'gvm-title' }, facts.join(' · ')) : null);
 	}
 
@@ -165,7 +183,7 @@ export function createPci({ run }) {
 
 	function vmRow(v, byAddr, mine, s) {
 		const d = byAddr.get(v.address);
-		const label = d ? nameOf(d) : v.name || v.address;
+		const label = d ? pciName(d) : v.name || v.address;
 		// the VM's devices in the same IOMMU group leave together
 		const gid = d && d.iommu_group ? d.iommu_group.id : null;
 		const ids = gid === null ? [v.id]
@@ -186,7 +204,7 @@ export function createPci({ run }) {
 	}
 
 	function hostRow(d, plan, s) {
-		const label = nameOf(d);
+		const label = pciName(d);
 		const group = plan.members.length > 1;
 		let status;
 		if (plan.can)
@@ -229,7 +247,7 @@ export function createPci({ run }) {
 		const rest = [];
 		for (const d of host) {
 			if (taken.has(d.address)) continue;
-			const plan = planFor(d, byAddr, s.owners || new Map(), s.current);
+			const plan = pciPlan(d, byAddr, s.owners || new Map(), s.current);
 			// accelerators are always in view, with their reason when they cannot go
 			if (d.accelerator || plan.can || plan.owner) rows.push(hostRow(d, plan, s));
 			else rest.push(hostRow(d, plan, s));

@@ -252,8 +252,8 @@ export function mountVms(root, live) {
 		mem.addEventListener('input', updateFit);
 		updateFit();
 		const btn = el('button', { class: 'gvm-btn gvm-btn-primary', type: 'submit', disabled: t.available === false }, 'Deploy');
-		// Zigbee/Z-Wave sticks the template asks for (Home Assistant)
-		const devs = t.available === false ? null : deviceChoices(t);
+		// the sticks and PCI accelerators the template asks for
+		const devs = t.available === false ? null : deviceChoices(t, live);
 		const form = el('form', { class: 'gvm-form', 'data-template': t.id },
 			el('label', {}, 'Name', name),
 			el('label', {}, 'RAM (MB)', mem),
@@ -267,14 +267,16 @@ export function mountVms(root, live) {
 			const body = { template: t.id, name: name.value, start: start.checked };
 			if (Number(mem.value)) body.memory_mb = Number(mem.value);
 			if (t.pinned === false) body.trust_unpinned = trust.checked;
-			const usb = devs ? devs.selected() : [];
-			if (usb.length) body.devices = { usb };
+			const devices = devs ? devs.devices() : null;
+			if (devices) body.devices = devices;
 			try {
 				const job = await api('POST', '/api/vms/create', body);
+				if (devs) devs.outcome(null);
 				show(deployMsg, `Deploying ${body.name}…`, 'ok');
 				if (job && job.id) { jobView(job); followJob(job.id); }
 			} catch (e) {
 				show(deployMsg, `Cannot deploy ${body.name}: ${e.message}`, 'error');
+				if (devs) devs.outcome(e);
 			} finally {
 				btn.disabled = t.available === false;
 			}
