@@ -824,10 +824,13 @@ viewer_start(void *arg, int fd, const char *extra, size_t extra_len, void *urh)
 	struct pending *p = arg;
 	struct epoll_event ev = {.events = 0};
 	struct viewer *v = xcalloc(1, sizeof(*v));
+	enum console_type type = p->type;
+	char uuid[sizeof(v->uuid)];
 	int fl;
 
 	v->type = p->type;
 	memcpy(v->uuid, p->uuid, sizeof(v->uuid));
+	memcpy(uuid, p->uuid, sizeof(uuid));
 	v->fd = fd;
 	v->urh = urh;
 	v->con = p->con;
@@ -874,9 +877,11 @@ viewer_start(void *arg, int fd, const char *extra, size_t extra_len, void *urh)
 	}
 	v->kick = true; /* bytes MHD read past the headers */
 	viewer_arm(v);
+	/* the io thread owns v once the lock is gone (it may close and free
+	 * it at once): log from what we know */
 	pthread_mutex_unlock(&con_mtx);
-	log_info("console %s %s: viewer connected", v->uuid,
-	    console_type_name(v->type));
+	log_info("console %s %s: viewer connected", uuid,
+	    console_type_name(type));
 	wake_io();
 }
 
