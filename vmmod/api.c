@@ -583,7 +583,11 @@ static void
 h_host(
     const struct api_request *req, const char *name, struct api_response *resp)
 {
-	resp_json(resp, 200, state_host_json());
+	json_object *o = state_host_json();
+
+	/* which security profile features a deploy can ask for here */
+	json_object_object_add(o, "security", deploy_security_json());
+	resp_json(resp, 200, o);
 }
 
 static void

@@ -1672,6 +1672,76 @@ committed_locked(void)
 	return mb;
 }
 
+#define WHY_NO_SWTPM                                                           \
+	"tpm: this host has no TPM emulator (install swtpm and swtpm-tools)"
+#define WHY_NO_SB_FW                                                           \
+	"secure_boot: this host lacks OVMF's Secure Boot firmware "            \
+	"(OVMF_CODE_4M.secboot.fd, OVMF_VARS_4M.ms.fd: install ovmf)"
+
+static json_object *
+feature_json(const char *why)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(
+	    o, "available", json_object_new_boolean(why == NULL));
+	json_object_object_add(
+	    o, "why", why != NULL ? json_object_new_string(why) : NULL);
+	return o;
+}
+
+/*
+ * Pure: which security profile features a host of ARCH can give a deployed
+ * VM (xen: the Xen backend is in use; swtpm, sb_firmware: the TPM emulator
+ * and OVMF's Secure Boot build are installed), as GET /api/host's
+ * "security": {"tpm"|"secure_boot"|"disk_encryption": {"available": bool,
+ * "why": the reason a create asking for it is refused, or null}}.  The web
+ * UI's deploy dialog disables what is not available.
+ */
+json_object *
+deploy_security_host_json(
+    enum vm_arch arch, bool xen, bool swtpm, bool sb_firmware)
+{
+	json_object *o = json_object_new_object();
+	char *sb = NULL;
+
+	if (arch != VM_ARCH_X86_64)
+		xasprintf(&sb,
+		    "secure_boot: Secure Boot is offered on x86_64 hosts only "
+		    "(OVMF's secure-boot build); this %s host's UEFI firmware "
+		    "has none",
+		    vm_arch_name(arch));
+	else if (xen)
+		sb = xstrdup("secure_boot: not available with xen (Xen's OVMF "
+			     "has no SMM-protected variable store)");
+	else if (!sb_firmware)
+		sb = xstrdup(WHY_NO_SB_FW);
+	json_object_object_add(o, "tpm",
+	    feature_json(xen ? "tpm: libvirt's libxl driver offers no virtual "
+			       "TPM"
+		    : !swtpm ? WHY_NO_SWTPM
+			     : NULL));
+	json_object_object_add(o, "secure_boot", feature_json(sb));
+	json_object_object_add(o, "disk_encryption",
+	    feature_json(xen ? "disk_encryption: LUKS volumes need QEMU's "
+			       "block layer, not available to libxl disks"
+			     : NULL));
+	free(sb);
+	return o;
+}
+
+json_object *
+deploy_security_json(void)
+{
+	const struct catalog *c = cat_now();
+
+	if (c == NULL)
+		return NULL;
+	return deploy_security_host_json(c->host_arch,
+	    vm_backend()->virt == VM_VIRT_XEN, access(SWTPM_BIN, X_OK) == 0,
+	    access(SB_CODE, R_OK) == 0 && access(SB_VARS, R_OK) == 0);
+}
+
 /* What the request wants of this host: swtpm, OVMF's Secure Boot build,
  * PCI devices that may be passed through. */
 static int
@@ -1681,17 +1751,13 @@ host_check(const struct deploy_req *r, struct api_error *err)
 	char *why = NULL;
 
 	if (r->tpm && access(SWTPM_BIN, X_OK) < 0) {
-		api_error_set(err, 409, "tpm_unavailable",
-		    "tpm: this host has no TPM emulator (install swtpm and "
-		    "swtpm-tools)");
+		api_error_set(err, 409, "tpm_unavailable", "%s", WHY_NO_SWTPM);
 		return -1;
 	}
 	if (r->secure_boot &&
 	    (access(SB_CODE, R_OK) < 0 || access(SB_VARS, R_OK) < 0)) {
-		api_error_set(err, 409, "secure_boot_unavailable",
-		    "secure_boot: this host lacks OVMF's Secure Boot firmware "
-		    "(OVMF_CODE_4M.secboot.fd, OVMF_VARS_4M.ms.fd: install "
-		    "ovmf)");
+		api_error_set(
+		    err, 409, "secure_boot_unavailable", "%s", WHY_NO_SB_FW);
 		return -1;
 	}
 	if (r->npci > 0 &&

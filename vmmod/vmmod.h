@@ -489,6 +489,11 @@ json_object *deploy_job_json(const char *id); /* NULL: none */
 json_object *deploy_jobs_json(void); /* {"jobs":[...]} */
 int deploy_cancel(const char *id, json_object **jobp, struct api_error *);
 json_object *deploy_templates_json(void); /* GET /api/vms/templates */
+/* GET /api/host's "security": what deployed VMs can have here (NULL before
+ * deploy_init); the pure part for given host facts. */
+json_object *deploy_security_json(void);
+json_object *
+deploy_security_host_json(enum vm_arch, bool xen, bool swtpm, bool sb_firmware);
 /* Hooks for VM objects and deletes (no-ops before deploy_init). */
 void deploy_vm_deleted(const char *name); /* releases its address */
 int deploy_vm_ip(const char *name, char ip[16]); /* reserved address */
