@@ -250,8 +250,9 @@ await step('the deploy dialog offers the NPU and the GPUs the template wants', a
 await step('a SECRET deploy with the NPU is refused, shown by the picks, nothing made', async () => {
 	const f = form(page, 'pci-demo');
 	let sent = null;
-	// the dialog has no classification choice: the test makes the request
-	// SECRET's (with the TPM and Secure Boot SECRET needs)
+	// the dialog stops SECRET with a PCI pick itself (83-security-browser):
+	// the test makes the request SECRET's on its way (with the TPM and
+	// Secure Boot SECRET needs), so that vmmod's refusal is what is shown
 	await page.route('**/api/vms/create', async (route) => {
 		sent = route.request().postDataJSON();
 		const body = { ...sent, classification: 'SECRET', tpm: true, secure_boot: true, start: false };

@@ -19,8 +19,9 @@
 # qcow2 image, wants pci:npu and pci:gpu) and the shipped ubuntu-server
 # offer the NPU and the GPUs (npu-demo, pci:npu: the NPU only), none
 # ticked, the held iGPU disabled with its holder; a SECRET classification
-# (added to the request by the test: the dialog has no classification
-# choice) with the NPU is refused, the refusal shown by the picks, nothing
+# (added to the request on its way by the test: the dialog's own Security
+# part stops SECRET with a PCI pick before sending, 83-security-browser)
+# with the NPU is refused by vmmod, the refusal shown by the picks, nothing
 # made; the NPU and the discrete GPU (with its group) picked from the
 # keyboard reach the create request, and the deploy (not started) defines
 # the VM with <hostdev managed='yes'> for the three addresses, which the

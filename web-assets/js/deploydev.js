@@ -12,6 +12,11 @@
 //     device (arm64) shows no PCI part.
 // A refusal that concerns the PCI picks (the security classification, a
 // device that cannot go) is shown next to them; nothing is created then.
+// securityChoices: the "Security" part (collapsed): a classification and
+// the TPM, Secure Boot and disk encryption boxes; a classification ticks and
+// locks what it requires and says why, a request it forbids (PCI picks for
+// SECRET and above, a feature this host cannot give) is not sent, and
+// vmmod's refusal of a profile is shown there.
 // Device strings come from USB descriptors and pci.ids: text only, never
 // markup.
 import { api, el } from './api.js';
@@ -185,5 +190,136 @@ export function deviceChoices(t, live) {
 	function outcome(e) {
 		if (pci) pci.outcome(e, sent);
 	}
-	return { node, devices, outcome };
+	// the PCI addresses ticked now (with their groups), for the security part
+	function pciPicked() { return pci ? pci.selected() : []; }
+	return { node, devices, outcome, pciPicked };
+}
+
+// ---- the security profile: classification, tpm, secure_boot and
+// disk_encryption of POST /api/vms/create, held to vmmod's policy
+// (profile.c) before the request is sent.
+export const CLASSES = ['UNCLASSIFIED', 'CUI', 'SECRET', 'TOP SECRET'];
+const FEATURES = [
+	{ key: 'tpm', label: 'TPM 2.0 (emulated by swtpm)', says: 'a TPM' },
+	{ key: 'secure_boot', label: 'Secure Boot (OVMF, Microsoft keys)', says: 'Secure Boot' },
+	{ key: 'disk_encryption', label: 'Encrypted disk (LUKS)', says: 'disk encryption' },
+];
+// profile_required / profile_recommended; PROFILE_NO_PCI
+const REQUIRES = { SECRET: ['tpm', 'secure_boot'], 'TOP SECRET': ['tpm', 'secure_boot', 'disk_encryption'] };
+const RECOMMENDS = { CUI: ['tpm'] };
+const NO_PCI = new Set(['SECRET', 'TOP SECRET']);
+// vmmod's codes for a refused profile (deploy.c)
+const SEC_CODES = new Set(['classification', 'bad_classification', 'tpm_unavailable', 'secure_boot_unavailable']);
+const SEC_MSG = /^(classification|tpm|secure_boot|disk_encryption):/;
+
+function andList(words) {
+	return words.length < 2 ? words.join('') : `${words.slice(0, -1).join(', ')} and ${words[words.length - 1]}`;
+}
+
+// securityChoices(host, pciPicked) -> { node, update(), check(), fields(),
+// refuse(text), outcome(error) }.  host: GET /api/host, whose "security"
+// says which features this host can give (a feature it cannot give is a
+// disabled box with vmmod's reason); pciPicked(): the PCI addresses ticked.
+// Choosing a classification ticks and locks what it requires; check() is
+// what stops the request (a requirement the host cannot meet, PCI picks a
+// classification forbids), or null; fields() the request's fields, only
+// those set.
+export function securityChoices(host, pciPicked) {
+	const avail = (host && host.security && typeof host.security === 'object') ? host.security : {};
+	const why = {}; // feature -> why this host cannot give it
+	for (const f of FEATURES) {
+		const a = avail[f.key];
+		if (a && a.available === false) why[f.key] = typeof a.why === 'string' && a.why ? a.why : 'not available on this host';
+	}
+	const n = ++ids;
+	const ruleId = `gvm-sec-rule-${n}`;
+	const select = el('select', { class: 'gvm-input', name: 'classification', 'data-gvm': 'deploy-class', 'aria-describedby': ruleId },
+		el('option', { value: '' }, 'None'), ...CLASSES.map((c) => el('option', { value: c }, c)));
+	const want = {}; // what the user ticked, back when a lock goes
+	const boxes = {};
+	const rows = FEATURES.map((f) => {
+		const noteId = `gvm-sec-why-${n}-${f.key}`;
+		const box = el('input', {
+			type: 'checkbox', name: f.key, 'data-gvm': `deploy-${f.key}`, disabled: Boolean(why[f.key]),
+			'aria-describedby': `${noteId} ${ruleId}`,
+			onchange: () => { want[f.key] = box.checked; update(); },
+		});
+		boxes[f.key] = box;
+		const note = el('span', { class: why[f.key] ? 'gvm-sec-note gvm-pci-why' : 'gvm-sec-note gvm-muted', id: noteId, 'data-gvm': 'sec-why' }, why[f.key] || '');
+		return el('label', { class: 'gvm-check gvm-small gvm-sec-feature', 'data-feature': f.key, 'data-possible': why[f.key] ? 'no' : 'yes' },
+			box, el('span', {}, f.label, note));
+	});
+	const rule = el('p', { class: 'gvm-small gvm-sec-rule', id: ruleId, 'data-gvm': 'deploy-sec-rule', 'aria-live': 'polite' });
+	const msg = el('div', { class: 'gvm-msg gvm-small gvm-hidden', role: 'alert', 'data-gvm': 'deploy-sec-msg' });
+	const chosen = el('span', { class: 'gvm-muted gvm-small', 'data-gvm': 'deploy-sec-summary' });
+	const node = el('details', { class: 'gvm-sec', 'data-gvm': 'deploy-security' },
+		el('summary', {}, 'Security ', chosen),
+		el('div', { class: 'gvm-sec-body' },
+			el('label', {}, 'Classification', select), ...rows, rule, msg));
+	let problem = null;
+
+	function update() {
+		const c = select.value;
+		const req = REQUIRES[c] || [];
+		for (const f of FEATURES) {
+			const locked = req.includes(f.key);
+			const box = boxes[f.key];
+			box.checked = !why[f.key] && (locked || Boolean(want[f.key]));
+			box.disabled = locked || Boolean(why[f.key]);
+			box.parentNode.setAttribute('data-locked', locked ? 'yes' : 'no');
+		}
+		const lines = [];
+		problem = null;
+		if (req.length) {
+			lines.push(`${c} requires ${andList(req.map((k) => FEATURES.find((f) => f.key === k).says))}` +
+				(NO_PCI.has(c) ? ' and allows no PCI passthrough' : ''));
+			const missing = req.filter((k) => why[k]);
+			if (missing.length)
+				problem = `${c} requires ${andList(missing.map((k) => FEATURES.find((f) => f.key === k).says))}, which this host cannot provide: ${missing.map((k) => why[k]).join('; ')}`;
+		} else if (RECOMMENDS[c]) {
+			lines.push(`${c} recommends ${andList(RECOMMENDS[c].map((k) => FEATURES.find((f) => f.key === k).says))}`);
+		}
+		const picked = NO_PCI.has(c) && pciPicked ? pciPicked() : [];
+		if (!problem && picked.length)
+			problem = `${c} allows no PCI passthrough: untick ${picked.join(', ')} or choose a lower classification`;
+		rule.textContent = problem || lines.join('');
+		rule.className = `gvm-small gvm-sec-rule${problem ? ' gvm-fit-no' : ''}`;
+		rule.setAttribute('data-problem', problem ? 'yes' : 'no');
+		const on = FEATURES.filter((f) => boxes[f.key].checked).map((f) => f.says);
+		chosen.textContent = c || on.length ? `— ${[c, ...on].filter(Boolean).join(' · ')}` : '— none';
+	}
+	select.addEventListener('change', () => {
+		for (const k of RECOMMENDS[select.value] || []) if (want[k] === undefined) want[k] = true;
+		hide();
+		update();
+	});
+
+	function hide() {
+		msg.classList.add('gvm-hidden');
+		msg.textContent = '';
+		msg.removeAttribute('data-code');
+	}
+	function refuse(text, code) {
+		msg.textContent = `Not deployed: ${text}`;
+		msg.className = 'gvm-msg gvm-msg-error gvm-small';
+		msg.setAttribute('data-code', code);
+		node.open = true;
+	}
+	function check() {
+		update();
+		return problem;
+	}
+	function fields() {
+		const o = {};
+		if (select.value) o.classification = select.value;
+		for (const f of FEATURES) if (boxes[f.key].checked && !why[f.key]) o[f.key] = true;
+		return o;
+	}
+	// what became of the request: vmmod's refusal of the profile is shown here
+	function outcome(e) {
+		if (e && (SEC_CODES.has(e.code) || SEC_MSG.test(e.message || ''))) refuse(e.message, e.code || 'error');
+		else hide();
+	}
+	update();
+	return { node, update, check, fields, refuse: (t) => refuse(t, 'dialog'), outcome };
 }

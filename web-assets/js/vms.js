@@ -1,9 +1,10 @@
-// The VM page: the list (state, RAM, vCPU, IP, actions), delete with a
-// confirmation dialog and the remove-disk choice, and deploying from the
-// template catalog with RAM-fit hints and a live progress bar per job.
+// The VM page: the list (state, RAM, vCPU, IP, actions; a VM's security
+// profile under its name), delete with a confirmation dialog and the
+// remove-disk choice, and deploying from the template catalog with RAM-fit
+// hints, device picks, a security profile and a live progress bar per job.
 // mountVms(root, live).  Every name and guest string goes in as text.
 import { api, el, fmtBytes, fmtMB, openConsole, vmPath } from './api.js';
-import { deviceChoices } from './deploydev.js';
+import { deviceChoices, securityChoices } from './deploydev.js';
 
 // Which buttons a state offers.
 const ACTIONS = {
@@ -20,6 +21,22 @@ const LABEL = {
 	start: 'Start', stop: 'Stop', restart: 'Restart', pause: 'Pause', resume: 'Resume',
 	'force-stop': 'Force stop', delete: 'Delete…', console: 'Console',
 };
+// a classification badge's colour (vms.css)
+const CLASS_CSS = { UNCLASSIFIED: 'u', CUI: 'cui', SECRET: 's', 'TOP SECRET': 'ts' };
+// The VM JSON's "security" ({classification, tpm, secure_boot,
+// disk_encrypted}) as a line under its name, or null when it has none.
+function securityLine(s) {
+	if (!s || typeof s !== 'object') return null;
+	const cls = typeof s.classification === 'string' && s.classification ? s.classification : null;
+	const has = [];
+	if (s.tpm === true) has.push('TPM');
+	if (s.secure_boot === true) has.push('Secure Boot');
+	if (s.disk_encrypted === true) has.push('encrypted disk');
+	if (!cls && !has.length) return null;
+	return el('span', { class: 'gvm-sec-line', 'data-gvm': 'vm-security' },
+		cls ? el('span', { class: `gvm-badge gvm-sec-badge gvm-sec-${CLASS_CSS[cls] || 'other'}`, 'data-gvm': 'vm-class' }, cls) : null,
+		has.length ? el('span', { class: 'gvm-muted', 'data-gvm': 'vm-sec-has' }, has.join(' · ')) : null);
+}
 const PHASES = ['downloading', 'verifying', 'importing', 'resizing', 'seeding', 'defining', 'starting', 'done'];
 
 export function mountVms(root, live) {
@@ -142,6 +159,8 @@ export function mountVms(root, live) {
 		tr.setAttribute('data-vm', vm.name);
 		name.firstChild.textContent = vm.name;
 		if (typeof vm.title === 'string' && vm.title) name.append(el('span', { class: 'gvm-title' }, vm.title));
+		const sec = securityLine(vm.security);
+		if (sec) name.append(sec);
 		state.firstChild.className = `gvm-state gvm-state-${vm.state}`;
 		state.firstChild.textContent = vm.state;
 		ram.textContent = fmtMB(vm.memory_mb ?? vm.memory);
@@ -254,13 +273,18 @@ export function mountVms(root, live) {
 		const btn = el('button', { class: 'gvm-btn gvm-btn-primary', type: 'submit', disabled: t.available === false }, 'Deploy');
 		// the sticks and PCI accelerators the template asks for
 		const devs = t.available === false ? null : deviceChoices(t, live);
+		// classification, TPM, Secure Boot, encryption (collapsed)
+		const sec = t.available === false ? null : securityChoices(host, devs ? devs.pciPicked : null);
 		const form = el('form', { class: 'gvm-form', 'data-template': t.id },
 			el('label', {}, 'Name', name),
 			el('label', {}, 'RAM (MB)', mem),
 			el('label', { class: 'gvm-check' }, start, ' Start when ready'),
 			t.pinned === false ? el('label', { class: 'gvm-check' }, trust, ' No checksum is published: trust the download on first use') : null,
 			devs ? devs.node : null,
+			sec ? sec.node : null,
 			btn);
+		// a PCI pick may clash with the classification
+		if (sec && devs) devs.node.addEventListener('change', () => sec.update());
 		form.addEventListener('submit', async (ev) => {
 			ev.preventDefault();
 			btn.disabled = true;
@@ -269,14 +293,25 @@ export function mountVms(root, live) {
 			if (t.pinned === false) body.trust_unpinned = trust.checked;
 			const devices = devs ? devs.devices() : null;
 			if (devices) body.devices = devices;
+			// what vmmod would refuse is not sent
+			const stop = sec ? sec.check() : null;
+			if (stop) {
+				sec.refuse(stop);
+				show(deployMsg, `Cannot deploy ${body.name}: ${stop}`, 'error');
+				btn.disabled = t.available === false;
+				return;
+			}
+			if (sec) Object.assign(body, sec.fields());
 			try {
 				const job = await api('POST', '/api/vms/create', body);
 				if (devs) devs.outcome(null);
+				if (sec) sec.outcome(null);
 				show(deployMsg, `Deploying ${body.name}…`, 'ok');
 				if (job && job.id) { jobView(job); followJob(job.id); }
 			} catch (e) {
 				show(deployMsg, `Cannot deploy ${body.name}: ${e.message}`, 'error');
 				if (devs) devs.outcome(e);
+				if (sec) sec.outcome(e);
 			} finally {
 				btn.disabled = t.available === false;
 			}
