@@ -40,6 +40,7 @@ if [ -z "${GVM_SANDBOX:-}" ]; then
 	exec "$top/tests/sandbox.sh" -- "$0" "$@"
 fi
 . "$top/tests/e2e/lib/common.sh"
+. "$top/tests/e2e/lib/fakesys.sh" # start_vmmod over a fake sysfs tree
 need_vmmod
 need_tools curl virsh node unshare python3 qemu-img sha256sum
 need_browser
@@ -122,38 +123,6 @@ JSON
 sed -e 's/"pci-demo"/"npu-demo"/' -e 's/"PCI deploy test"/"NPU deploy test"/' \
 	-e 's/\["pci:npu", "pci:gpu"\]/["pci:npu"]/' "$d/templates/pci-demo.json" >"$d/templates/npu-demo.json"
 
-# start_vmmod TREE PORT NAME [TEMPLATES]: vmmod with TREE over /sys/bus/pci
-# and /sys/kernel/iommu_groups in a mount namespace of its own (sh execs
-# vmmod: the pid is vmmod's), its catalog TEMPLATES (the shipped one)
-start_vmmod() {
-	local tree=$1 p=$2 n=$3 tpl=${4:-$top/templates}
-	mkdir -p "$d/$n/resv" "$d/$n/hosts"
-	cat >"$d/$n/vmmod.conf" <<CONF
-socket_group =
-socket_mode = 0660
-lease_file = $d/$n/leases
-reservations_dir = $d/$n/resv
-hosts_dir = $d/$n/hosts
-CONF
-	# shellcheck disable=SC2016
-	unshare --mount --propagation private -- sh -euc '
-		tree=$1; shift
-		mount --bind "$tree/bus/pci" /sys/bus/pci
-		if [ -d /sys/kernel/iommu_groups ]; then
-			mount --bind "$tree/kernel/iommu_groups" /sys/kernel/iommu_groups
-		else
-			mount -t tmpfs -o mode=0755 gvm-sys-kernel /sys/kernel
-			mkdir /sys/kernel/iommu_groups
-			mount --bind "$tree/kernel/iommu_groups" /sys/kernel/iommu_groups
-		fi
-		exec "$@"' sh "$tree" \
-		"$vmmod" -d -f "$d/$n/vmmod.conf" --uri qemu:///system --accel tcg \
-		--socket "$d/$n/vmmod.sock" --listen "127.0.0.1:$p" --token-file "$d/$n/token" \
-		--data-dir "$d/$n" --templates "$tpl" --web-root "$top/web-assets" \
-		>"$d/$n.log" 2>&1 &
-	pids+=($!)
-	wait_vmmod "$p" "$d/$n/token"
-}
 npci() { # PORT NAME: how many PCI devices GET /api/host/devices lists
 	curl -s -H "Authorization: Bearer $(cat "$d/$2/token")" "http://127.0.0.1:$1/api/host/devices" |
 		python3 -c 'import json,sys; print(len(json.load(sys.stdin)["pci"]))' 2>/dev/null

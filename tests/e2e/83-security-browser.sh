@@ -30,6 +30,7 @@ if [ -z "${GVM_SANDBOX:-}" ]; then
 	exec "$top/tests/sandbox.sh" -- "$0" "$@"
 fi
 . "$top/tests/e2e/lib/common.sh"
+. "$top/tests/e2e/lib/fakesys.sh" # start_vmmod over a fake sysfs tree
 need_vmmod
 need_tools curl virsh node unshare python3 qemu-img sha256sum
 need_browser
@@ -95,35 +96,7 @@ cat >"$d/templates/sec-demo.json" <<JSON
 }
 JSON
 
-mkdir -p "$d/vmmod/resv" "$d/vmmod/hosts"
-cat >"$d/vmmod/vmmod.conf" <<CONF
-socket_group =
-socket_mode = 0660
-lease_file = $d/vmmod/leases
-reservations_dir = $d/vmmod/resv
-hosts_dir = $d/vmmod/hosts
-CONF
-start_vmmod() {
-	# shellcheck disable=SC2016
-	unshare --mount --propagation private -- sh -euc '
-		tree=$1; shift
-		mount --bind "$tree/bus/pci" /sys/bus/pci
-		if [ -d /sys/kernel/iommu_groups ]; then
-			mount --bind "$tree/kernel/iommu_groups" /sys/kernel/iommu_groups
-		else
-			mount -t tmpfs -o mode=0755 gvm-sys-kernel /sys/kernel
-			mkdir /sys/kernel/iommu_groups
-			mount --bind "$tree/kernel/iommu_groups" /sys/kernel/iommu_groups
-		fi
-		exec "$@"' sh "$d/sys" \
-		"$vmmod" -d -f "$d/vmmod/vmmod.conf" --uri qemu:///system --accel tcg \
-		--socket "$d/vmmod/vmmod.sock" --listen "127.0.0.1:$port" --token-file "$d/vmmod/token" \
-		--data-dir "$d/vmmod" --templates "$d/templates" --web-root "$top/web-assets" \
-		>"$d/vmmod.log" 2>&1 &
-	pids+=($!)
-	wait_vmmod "$port" "$d/vmmod/token"
-}
-check "vmmod over the fake sysfs tree is up" start_vmmod
+check "vmmod over the fake sysfs tree is up" start_vmmod "$d/sys" "$port" vmmod "$d/templates"
 hostsec=$(curl -s -H "Authorization: Bearer $(cat "$d/vmmod/token")" "http://127.0.0.1:$port/api/host" |
 	python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["security"], sort_keys=True))' 2>/dev/null)
 echo "     GET /api/host security: $hostsec"
