@@ -880,8 +880,8 @@ viewer_start(void *arg, int fd, const char *extra, size_t extra_len, void *urh)
 	/* the io thread owns v once the lock is gone (it may close and free
 	 * it at once): log from what we know */
 	pthread_mutex_unlock(&con_mtx);
-	log_info("console %s %s: viewer connected", uuid,
-	    console_type_name(type));
+	log_info(
+	    "console %s %s: viewer connected", uuid, console_type_name(type));
 	wake_io();
 }
 
