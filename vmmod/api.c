@@ -587,6 +587,7 @@ h_host(
 
 	/* which security profile features a deploy can ask for here */
 	json_object_object_add(o, "security", deploy_security_json());
+	json_object_object_add(o, "classifications", deploy_classes_json());
 	resp_json(resp, 200, o);
 }
 

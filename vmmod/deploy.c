@@ -398,10 +398,7 @@ req_security(json_object *o, const struct catalog *c, struct deploy_req *r,
 		return -1;
 	if (r->secure_boot && c->host_arch != VM_ARCH_X86_64) {
 		api_error_set(err, 409, "secure_boot_unavailable",
-		    "secure_boot: Secure Boot is offered on x86_64 hosts only "
-		    "(OVMF's secure-boot build); this %s host's UEFI firmware "
-		    "has none",
-		    vm_arch_name(c->host_arch));
+		    WHY_SB_ARCH_FMT, vm_arch_name(c->host_arch));
 		return -1;
 	}
 	if (r->tpm)
@@ -1672,12 +1669,6 @@ committed_locked(void)
 	return mb;
 }
 
-#define WHY_NO_SWTPM                                                           \
-	"tpm: this host has no TPM emulator (install swtpm and swtpm-tools)"
-#define WHY_NO_SB_FW                                                           \
-	"secure_boot: this host lacks OVMF's Secure Boot firmware "            \
-	"(OVMF_CODE_4M.secboot.fd, OVMF_VARS_4M.ms.fd: install ovmf)"
-
 static json_object *
 feature_json(const char *why)
 {
@@ -1706,28 +1697,58 @@ deploy_security_host_json(
 	char *sb = NULL;
 
 	if (arch != VM_ARCH_X86_64)
-		xasprintf(&sb,
-		    "secure_boot: Secure Boot is offered on x86_64 hosts only "
-		    "(OVMF's secure-boot build); this %s host's UEFI firmware "
-		    "has none",
-		    vm_arch_name(arch));
+		xasprintf(&sb, WHY_SB_ARCH_FMT, vm_arch_name(arch));
 	else if (xen)
-		sb = xstrdup("secure_boot: not available with xen (Xen's OVMF "
-			     "has no SMM-protected variable store)");
+		sb = xstrdup(WHY_XEN_SB);
 	else if (!sb_firmware)
 		sb = xstrdup(WHY_NO_SB_FW);
 	json_object_object_add(o, "tpm",
-	    feature_json(xen ? "tpm: libvirt's libxl driver offers no virtual "
-			       "TPM"
+	    feature_json(xen ? WHY_XEN_TPM
 		    : !swtpm ? WHY_NO_SWTPM
 			     : NULL));
 	json_object_object_add(o, "secure_boot", feature_json(sb));
-	json_object_object_add(o, "disk_encryption",
-	    feature_json(xen ? "disk_encryption: LUKS volumes need QEMU's "
-			       "block layer, not available to libxl disks"
-			     : NULL));
+	json_object_object_add(
+	    o, "disk_encryption", feature_json(xen ? WHY_XEN_LUKS : NULL));
 	free(sb);
 	return o;
+}
+
+/* PROFILE_* bits as the feature names of the create request */
+static json_object *
+profile_features_json(unsigned bits)
+{
+	json_object *a = json_object_new_array();
+
+	if (bits & PROFILE_TPM)
+		json_object_array_add(a, json_object_new_string("tpm"));
+	if (bits & PROFILE_SECURE_BOOT)
+		json_object_array_add(a, json_object_new_string("secure_boot"));
+	if (bits & PROFILE_ENCRYPTION)
+		json_object_array_add(
+		    a, json_object_new_string("disk_encryption"));
+	return a;
+}
+
+json_object *
+deploy_classes_json(void)
+{
+	json_object *a = json_object_new_array(), *o;
+	enum vm_class c;
+
+	for (c = VM_CLASS_UNCLASSIFIED; c <= VM_CLASS_TOP_SECRET; c++) {
+		o = json_object_new_object();
+		json_object_object_add(
+		    o, "name", json_object_new_string(vm_class_name(c)));
+		json_object_object_add(
+		    o, "requires", profile_features_json(profile_required(c)));
+		json_object_object_add(o, "recommends",
+		    profile_features_json(profile_recommended(c)));
+		json_object_object_add(o, "pci",
+		    json_object_new_boolean(
+			!(profile_required(c) & PROFILE_NO_PCI)));
+		json_object_array_add(a, o);
+	}
+	return a;
 }
 
 json_object *

@@ -534,17 +534,15 @@ domxml_xen_check(const struct vm_spec *spec, char **errp)
 	if (spec->arch != VM_ARCH_X86_64)
 		why = "type: xen guests are x86_64 only here";
 	else if (spec->tpm)
-		why = "tpm: libvirt's libxl driver offers no virtual TPM";
+		why = WHY_XEN_TPM;
 	else if (spec->secure_boot)
-		why = "secure_boot: not available with xen (Xen's OVMF has "
-		      "no SMM-protected variable store)";
+		why = WHY_XEN_SB;
 	else if (spec->nusb > 0)
 		why = "usb: USB passthrough to xen guests is not built yet";
 	else if (spec->cpu_mode != VM_CPU_DEFAULT)
 		why = "cpu.mode: xen guests take Xen's default CPU";
 	else if (spec->disk_secret != NULL)
-		why = "disk_encryption: LUKS volumes need QEMU's block layer, "
-		      "not available to libxl disks";
+		why = WHY_XEN_LUKS;
 	if (why == NULL)
 		return 0;
 	if (errp != NULL)

@@ -146,6 +146,24 @@ bool vm_mac_valid(const char *mac);
 const char *vm_arch_name(enum vm_arch);
 const char *vm_virt_name(enum vm_virt);
 
+/* Why a security feature is refused: the texts a create is refused with,
+ * GET /api/host's "security" and the Xen domain XML check share. */
+#define WHY_NO_SWTPM                                                           \
+	"tpm: this host has no TPM emulator (install swtpm and swtpm-tools)"
+#define WHY_NO_SB_FW                                                           \
+	"secure_boot: this host lacks OVMF's Secure Boot firmware "            \
+	"(OVMF_CODE_4M.secboot.fd, OVMF_VARS_4M.ms.fd: install ovmf)"
+#define WHY_SB_ARCH_FMT                                                        \
+	"secure_boot: Secure Boot is offered on x86_64 hosts only (OVMF's "    \
+	"secure-boot build); this %s host's UEFI firmware has none"
+#define WHY_XEN_TPM "tpm: libvirt's libxl driver offers no virtual TPM"
+#define WHY_XEN_SB                                                             \
+	"secure_boot: not available with xen (Xen's OVMF has no "              \
+	"SMM-protected variable store)"
+#define WHY_XEN_LUKS                                                           \
+	"disk_encryption: LUKS volumes need QEMU's block layer, not "          \
+	"available to libxl disks"
+
 /* profile.c: classification policy (pure) */
 #define PROFILE_TPM 0x1
 #define PROFILE_SECURE_BOOT 0x2

@@ -492,6 +492,9 @@ json_object *deploy_templates_json(void); /* GET /api/vms/templates */
 /* GET /api/host's "security": what deployed VMs can have here (NULL before
  * deploy_init); the pure part for given host facts. */
 json_object *deploy_security_json(void);
+/* GET /api/host's "classifications": profile.c's policy, one object per
+ * classification {"name","requires":[features],"recommends":[...],"pci"} */
+json_object *deploy_classes_json(void);
 json_object *
 deploy_security_host_json(enum vm_arch, bool xen, bool swtpm, bool sb_firmware);
 /* Hooks for VM objects and deletes (no-ops before deploy_init). */

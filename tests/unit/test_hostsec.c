@@ -82,6 +82,25 @@ START_TEST(test_hostsec_xen)
 }
 END_TEST
 
+/* GET /api/host's "classifications": profile.c's policy, as JSON text */
+START_TEST(test_hostsec_classes)
+{
+	json_object *a = deploy_classes_json();
+
+	ck_assert_str_eq(
+	    json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN),
+	    "[{\"name\":\"UNCLASSIFIED\",\"requires\":[],\"recommends\":[],"
+	    "\"pci\":true},"
+	    "{\"name\":\"CUI\",\"requires\":[],\"recommends\":[\"tpm\"],"
+	    "\"pci\":true},"
+	    "{\"name\":\"SECRET\",\"requires\":[\"tpm\",\"secure_boot\"],"
+	    "\"recommends\":[],\"pci\":false},"
+	    "{\"name\":\"TOP SECRET\",\"requires\":[\"tpm\",\"secure_boot\","
+	    "\"disk_encryption\"],\"recommends\":[],\"pci\":false}]");
+	json_object_put(a);
+}
+END_TEST
+
 Suite *
 suite_hostsec(void)
 {
@@ -92,6 +111,7 @@ suite_hostsec(void)
 	tcase_add_test(tc, test_hostsec_missing);
 	tcase_add_test(tc, test_hostsec_aarch64);
 	tcase_add_test(tc, test_hostsec_xen);
+	tcase_add_test(tc, test_hostsec_classes);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -196,18 +196,27 @@ export function deviceChoices(t, live) {
 }
 
 // ---- the security profile: classification, tpm, secure_boot and
-// disk_encryption of POST /api/vms/create, held to vmmod's policy
-// (profile.c) before the request is sent.
-export const CLASSES = ['UNCLASSIFIED', 'CUI', 'SECRET', 'TOP SECRET'];
+// disk_encryption of POST /api/vms/create, held to vmmod's policy before the
+// request is sent: GET /api/host's "classifications" (profile.c's table:
+// each {name, requires, recommends, pci}).
 const FEATURES = [
 	{ key: 'tpm', label: 'TPM 2.0 (emulated by swtpm)', says: 'a TPM' },
 	{ key: 'secure_boot', label: 'Secure Boot (OVMF, Microsoft keys)', says: 'Secure Boot' },
 	{ key: 'disk_encryption', label: 'Encrypted disk (LUKS)', says: 'disk encryption' },
 ];
-// profile_required / profile_recommended; PROFILE_NO_PCI
-const REQUIRES = { SECRET: ['tpm', 'secure_boot'], 'TOP SECRET': ['tpm', 'secure_boot', 'disk_encryption'] };
-const RECOMMENDS = { CUI: ['tpm'] };
-const NO_PCI = new Set(['SECRET', 'TOP SECRET']);
+// host.classifications -> { classes, REQUIRES, RECOMMENDS, NO_PCI }
+function policyOf(host) {
+	const p = { classes: [], REQUIRES: {}, RECOMMENDS: {}, NO_PCI: new Set() };
+	for (const c of (host && Array.isArray(host.classifications)) ? host.classifications : []) {
+		if (!c || typeof c.name !== 'string') continue;
+		const list = (v) => (Array.isArray(v) ? v.filter((k) => FEATURES.some((f) => f.key === k)) : []);
+		p.classes.push(c.name);
+		if (list(c.requires).length) p.REQUIRES[c.name] = list(c.requires);
+		if (list(c.recommends).length) p.RECOMMENDS[c.name] = list(c.recommends);
+		if (c.pci === false) p.NO_PCI.add(c.name);
+	}
+	return p;
+}
 // vmmod's codes for a refused profile (deploy.c)
 const SEC_CODES = new Set(['classification', 'bad_classification', 'tpm_unavailable', 'secure_boot_unavailable']);
 const SEC_MSG = /^(classification|tpm|secure_boot|disk_encryption):/;
@@ -226,6 +235,7 @@ function andList(words) {
 // those set.
 export function securityChoices(host, pciPicked) {
 	const avail = (host && host.security && typeof host.security === 'object') ? host.security : {};
+	const { classes, REQUIRES, RECOMMENDS, NO_PCI } = policyOf(host);
 	const why = {}; // feature -> why this host cannot give it
 	for (const f of FEATURES) {
 		const a = avail[f.key];
@@ -234,7 +244,7 @@ export function securityChoices(host, pciPicked) {
 	const n = ++ids;
 	const ruleId = `gvm-sec-rule-${n}`;
 	const select = el('select', { class: 'gvm-input', name: 'classification', 'data-gvm': 'deploy-class', 'aria-describedby': ruleId },
-		el('option', { value: '' }, 'None'), ...CLASSES.map((c) => el('option', { value: c }, c)));
+		el('option', { value: '' }, 'None'), ...classes.map((c) => el('option', { value: c }, c)));
 	const want = {}; // what the user ticked, back when a lock goes
 	const boxes = {};
 	const rows = FEATURES.map((f) => {
