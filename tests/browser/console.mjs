@@ -1,18 +1,11 @@
 // Deploy and consoles in the browser, run by tests/e2e/61-browser-console.sh
 // inside the sandbox (env: VMMOD_URL, VMMOD_TOKEN, VM, SHOTS).  Prints
 // "ok"/"FAIL" lines; exits 1 on any failure.
-import { launch, watchedPage, shotDir } from './lib.mjs';
+import { launch, watchedPage, shotDir, ok, bad, check, step, fails } from './lib.mjs';
 import { randomBytes } from 'node:crypto';
 
 const V = process.env.VMMOD_URL, TOKEN = process.env.VMMOD_TOKEN, VM = process.env.VM;
 const SHOTS = shotDir();
-let fails = 0;
-const ok = (m) => console.log('ok   ' + m);
-const bad = (m) => { console.log('FAIL ' + m); fails++; };
-const check = (m, c) => (c ? ok(m) : bad(m));
-async function step(name, fn) {
-	try { await fn(); } catch (e) { bad(`${name}: ${e.message.split('\n')[0]}`); }
-}
 const sel = (name) => `[data-vm="${name.replace(/["\\]/g, '\\$&')}"]`;
 
 const ctx = await launch();

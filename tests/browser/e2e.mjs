@@ -1,19 +1,12 @@
 // Browser checks of the Guardian VMs web UI, run by tests/e2e/60-browser.sh
 // inside the sandbox (env: VMMOD_URL, VMMOD_TOKEN, FIXTURE_URL, FIXTURE_PIN,
 // HOSTILE, SHOTS).  Prints "ok"/"FAIL" lines; exits 1 on any failure.
-import { launch, watchedPage, shotDir } from './lib.mjs';
+import { launch, watchedPage, shotDir, ok, bad, check, step, fails } from './lib.mjs';
 
 const V = process.env.VMMOD_URL, TOKEN = process.env.VMMOD_TOKEN;
 const F = process.env.FIXTURE_URL, PIN = process.env.FIXTURE_PIN;
 const HOSTILE = process.env.HOSTILE;
 const SHOTS = shotDir();
-let fails = 0;
-const ok = (m) => console.log('ok   ' + m);
-const bad = (m) => { console.log('FAIL ' + m); fails++; };
-const check = (m, c) => (c ? ok(m) : bad(m));
-async function step(name, fn) {
-	try { await fn(); } catch (e) { bad(`${name}: ${e.message.split('\n')[0]}`); }
-}
 const vmmod = (method, path) => fetch(V + path, {
 	method, headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
 	body: method === 'GET' ? undefined : '{}',

@@ -40,3 +40,14 @@ export function shotDir() {
 	mkdirSync(d, { recursive: true });
 	return d;
 }
+
+// The report lines every check prints ("ok   ..." / "FAIL ..."); `fails`
+// is a live binding: importers read the count at the end.
+export let fails = 0;
+export const ok = (m) => console.log('ok   ' + m);
+export const bad = (m) => { console.log('FAIL ' + m); fails++; };
+export const check = (m, c) => (c ? ok(m) : bad(m));
+// runs FN; an exception is one failed check named NAME
+export async function step(name, fn) {
+	try { await fn(); } catch (e) { bad(`${name}: ${e.message.split('\n')[0]}`); }
+}

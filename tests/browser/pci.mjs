@@ -14,7 +14,7 @@
 // section and no PCI picks where the host lists none.  Screenshots:
 // pci-panel.png, pci-page.png, pci-deploy.png.
 import { execFileSync } from 'node:child_process';
-import { launch, watchedPage, shotDir } from './lib.mjs';
+import { launch, watchedPage, shotDir, ok, bad, check, step, fails } from './lib.mjs';
 
 const V = process.env.VMMOD_URL, TOKEN = process.env.VMMOD_TOKEN;
 const EMPTY = process.env.EMPTY_URL, EMPTY_TOKEN = process.env.EMPTY_TOKEN;
@@ -26,13 +26,6 @@ const VM = 'gvm-pci-web', SECRET = 'gvm-pci-secret', NOBUS = 'gvm-pci-nobus';
 const IGPU = '0000:00:02.0', NPU = '0000:00:0b.0', HOSTBRIDGE = '0000:00:00.0', AUDIO = '0000:00:1f.3';
 const DGPU = '0000:02:00.0', DGPU_AUDIO = '0000:02:00.1';
 const SHOTS = shotDir();
-let fails = 0;
-const ok = (m) => console.log('ok   ' + m);
-const bad = (m) => { console.log('FAIL ' + m); fails++; };
-const check = (m, c) => (c ? ok(m) : bad(m));
-async function step(name, fn) {
-	try { await fn(); } catch (e) { bad(`${name}: ${e.message.split('\n')[0]}`); }
-}
 const api = async (path, url = V, token = TOKEN) =>
 	(await fetch(url + path, { headers: { Authorization: `Bearer ${token}` } })).json();
 // the PCI addresses of the <hostdev type='pci'> in a domain's XML; with

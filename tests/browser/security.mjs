@@ -11,7 +11,7 @@
 // the TPM and the LUKS disk in `virsh dumpxml`; the VM page's profile line.
 // Screenshot: security-deploy.png.
 import { execFileSync } from 'node:child_process';
-import { launch, watchedPage, shotDir } from './lib.mjs';
+import { launch, watchedPage, shotDir, ok, bad, check, step, fails } from './lib.mjs';
 
 const V = process.env.VMMOD_URL, TOKEN = process.env.VMMOD_TOKEN;
 const DEPLOYED = process.env.DEPLOYED, REFUSED = process.env.REFUSED;
@@ -19,13 +19,6 @@ const PLAIN = process.env.PLAIN, SECRET_VM = process.env.SECRET_VM;
 const NPU = '0000:00:0b.0';
 const SB_CODE = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
 const SHOTS = shotDir();
-let fails = 0;
-const ok = (m) => console.log('ok   ' + m);
-const bad = (m) => { console.log('FAIL ' + m); fails++; };
-const check = (m, c) => (c ? ok(m) : bad(m));
-async function step(name, fn) {
-	try { await fn(); } catch (e) { bad(`${name}: ${e.message.split('\n')[0]}`); }
-}
 const api = async (path) => (await fetch(V + path, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
 function domainExists(name) {
 	try {

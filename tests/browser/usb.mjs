@@ -3,19 +3,12 @@
 // Zigbee stick is attached to a stopped VM from the page with one click and
 // listed as wanted, the tile warns about the VM's configured-but-missing
 // device, detach works, no CSP violation.  Screenshot: usb-panel.png.
-import { launch, watchedPage, shotDir } from './lib.mjs';
+import { launch, watchedPage, shotDir, ok, bad, check, step, fails } from './lib.mjs';
 
 const V = process.env.VMMOD_URL, TOKEN = process.env.VMMOD_TOKEN;
 const VM = process.env.USB_VM || 'gvm-usb-web';
 const WARN_VM = process.env.USB_WARN_VM || 'gvm-usb-warn';
 const SHOTS = shotDir();
-let fails = 0;
-const ok = (m) => console.log('ok   ' + m);
-const bad = (m) => { console.log('FAIL ' + m); fails++; };
-const check = (m, c) => (c ? ok(m) : bad(m));
-async function step(name, fn) {
-	try { await fn(); } catch (e) { bad(`${name}: ${e.message.split('\n')[0]}`); }
-}
 const api = async (path) => (await fetch(V + path, { headers: { Authorization: `Bearer ${TOKEN}` } })).json();
 
 const ctx = await launch();
