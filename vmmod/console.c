@@ -555,9 +555,13 @@ on_stream(void *arg, const char *data, ssize_t len)
 	for (v = con->viewers; v != NULL; v = v->con_next) {
 		if (v->dead || ws_closing(v->ws))
 			continue;
-		if (ws_queued(v->ws) > queued_max)
+		if (ws_queued(v->ws) > queued_max) {
+			log_info("console %s %s: viewer reads too slowly "
+				 "(%zu kB queued), closing it",
+			    v->uuid, console_type_name(v->type),
+			    ws_queued(v->ws) / 1024);
 			viewer_close(v, 1008, "viewer reads too slowly");
-		else
+		} else
 			ws_send(v->ws, true, frame, len + 1);
 		viewer_flush(v);
 	}

@@ -102,6 +102,10 @@ rate=$(jq -r '.rate_kbs // "?"' <<<"$fl")
 bst=$(jq -r '.b_state // "?"' <<<"$fl")
 kb=$(jq -r '(.bytes // 0) / 1024 | floor' <<<"$fl")
 gap=$(jq -r '.gap_s // "?"' <<<"$fl")
+if [ "$bst" = "closed 1008" ]; then
+	check "vmmod's log says why it closed viewer B" \
+		grep -q 'serial: viewer reads too slowly ([0-9]* kB queued), closing it' "$d/vmmod.log"
+fi
 rel fault "guest flooding its serial console (yes, ${flood_s} s) with a fast and a never-reading viewer" \
 	"the fast viewer got all ${kb} kB (${rate} kB/s, no gap over ${gap} s) and its input still worked; the never-reading viewer did not slow it down (afterwards: ${bst}; vmmod closes a viewer with over console_queue_kb (1 MB here) queued); vmmod RSS +${grow} kB at most; fds ${fd0} -> ${fd1}"
 rel load "GET /api/vms (wrk, 4 conns) during the console flood" \
