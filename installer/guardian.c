@@ -447,50 +447,66 @@ struct jinja_exprs {
 	size_t n;
 };
 
+/* A growing string: open_memstream, or a fatal error (out of memory). */
+static FILE *
+sb_open(char **buf, size_t *len)
+{
+	FILE *f;
+
+	if ((f = open_memstream(buf, len)) == NULL)
+		fatal("%s: open_memstream", __func__);
+	return f;
+}
+
+static char *
+sb_close(FILE *f, char **buf)
+{
+	if (fclose(f) != 0)
+		fatal("%s: fclose", __func__);
+	return *buf;
+}
+
 static char *
 jinja_hide_exprs(const char *text, struct jinja_exprs *x)
 {
 	const char *p = text, *b, *e;
-	char *out = xstrdup(""), *t;
+	char *buf = NULL;
+	size_t len;
+	FILE *out = sb_open(&buf, &len);
 
 	memset(x, 0, sizeof(*x));
 	while ((b = strstr(p, "{{")) != NULL &&
 	    (e = strstr(b + 2, "}}")) != NULL && x->n < JINJA_EXPRS) {
 		x->v[x->n] = xstrndup(b, (size_t)(e + 2 - b));
-		xasprintf(&t, "%s%.*s{{%zu}}", out, (int)(b - p), p, x->n++);
-		free(out);
-		out = t;
+		fprintf(out, "%.*s{{%zu}}", (int)(b - p), p, x->n++);
 		p = e + 2;
 	}
-	xasprintf(&t, "%s%s", out, p);
-	free(out);
-	return t;
+	fputs(p, out);
+	return sb_close(out, &buf);
 }
 
 /* S with each `{{N}}` back to the expression it stands for. */
 static char *
 jinja_show_exprs(const char *s, const struct jinja_exprs *x)
 {
-	char *out = xstrdup(""), *t, *end;
 	const char *p = s, *b;
+	char *buf = NULL, *end;
+	size_t len;
 	unsigned long i;
+	FILE *out = sb_open(&buf, &len);
 
 	while ((b = strstr(p, "{{")) != NULL) {
 		i = strtoul(b + 2, &end, 10);
 		if (end == b + 2 || !str_has_prefix(end, "}}") || i >= x->n) {
-			xasprintf(&t, "%s%.*s", out, (int)(b + 2 - p), p);
+			fprintf(out, "%.*s", (int)(b + 2 - p), p);
 			p = b + 2;
 		} else {
-			xasprintf(
-			    &t, "%s%.*s%s", out, (int)(b - p), p, x->v[i]);
+			fprintf(out, "%.*s%s", (int)(b - p), p, x->v[i]);
 			p = end + 2;
 		}
-		free(out);
-		out = t;
 	}
-	xasprintf(&t, "%s%s", out, p);
-	free(out);
-	return t;
+	fputs(p, out);
+	return sb_close(out, &buf);
 }
 
 static void

@@ -415,6 +415,28 @@ START_TEST(test_guardian_host_css)
 	       "</style>\n"
 	       "<link rel=\"stylesheet\" href=\"/static/real.css\">\n",
 	    "real.css");
+	/* a long template: many expressions (past the 256 held apart, the
+	 * rest are left to the HTML parser), and one never closed */
+	{
+		FILE *f;
+		char *big = NULL;
+		size_t len;
+		int i;
+
+		ck_assert_ptr_nonnull(f = open_memstream(&big, &len));
+		for (i = 0; i < 300; i++)
+			fprintf(f, "<p>{{ item%d | e }}</p>\n", i);
+		fputs("<link rel=\"stylesheet\" href=\"{{ url_for('static', "
+		      "filename='css/late.css') }}\">\n<p>{{ open\n",
+		    f);
+		fclose(f);
+		got = css_of(big, &skipped);
+		ck_assert_str_eq(got, "css/late.css");
+		ck_assert_str_eq(skipped, "");
+		free(got);
+		free(skipped);
+		free(big);
+	}
 	/* duplicates once; at most GUARDIAN_CSS_MAX */
 	CSS_EQ("<link rel=\"stylesheet\" href=\"/static/a.css\">\n"
 	       "<link rel=\"stylesheet\" href=\"{{ url_for('static', "
