@@ -1099,10 +1099,13 @@ static_serve(struct listener *l, struct MHD_Connection *c, struct req *r,
 	MHD_add_response_header(resp, "Content-Type", static_ctype(rel));
 	MHD_add_response_header(resp, "ETag", etag);
 	MHD_add_response_header(resp, "Last-Modified", date);
-	/* no data here: pages revalidate (ETag), assets are reused for 5 min */
+	/*
+	 * no data here.  Every file is revalidated (a 304 on the LAN costs
+	 * less than a dashboard running old scripts against a new API after
+	 * an upgrade): the ETag changes with the file.
+	 */
 	page = kind != SK_ASSET || strstr(rel, ".html") != NULL;
-	MHD_add_response_header(
-	    resp, "Cache-Control", page ? "no-cache" : "max-age=300");
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
 	static_headers(resp, page);
 	return static_queue(
 	    c, r, inm != NULL && strcmp(inm, etag) == 0 ? 304 : 200, resp);
