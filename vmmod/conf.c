@@ -179,6 +179,71 @@ conf_copy(struct vmmod_conf *dst, const struct vmmod_conf *src)
 	}
 }
 
+/*
+ * What a SIGHUP reload applies (vmmod.c); every other key is read by its
+ * module at start and changes with a restart only.
+ */
+static const char *const conf_reload_keys[] = {"token_file", "templates_dir",
+    "appliance_dir", "lease_file", "reservations_dir", "audit_log", "debug"};
+
+static bool
+conf_reloads(const struct conf_key *k)
+{
+	size_t i;
+
+	for (i = 0; i < nitems(conf_reload_keys); i++)
+		if (strcmp(conf_reload_keys[i], k->name) == 0)
+			return true;
+	return false;
+}
+
+_Static_assert(
+    sizeof(enum accel_mode) == sizeof(int) && sizeof(unsigned) == sizeof(int),
+    "conf_keep_running swaps the non-string fields as ints");
+
+char *
+conf_keep_running(struct vmmod_conf *next, struct vmmod_conf *running)
+{
+	const struct conf_key *k;
+	char **ps, **qs, *t, *list = NULL;
+	int *pi, *qi, ti;
+	bool same;
+	size_t i;
+
+	for (i = 0; i < nitems(conf_keys); i++) {
+		k = &conf_keys[i];
+		if (conf_reloads(k))
+			continue;
+		if (conf_is_string(k->type)) {
+			ps = FIELD(next, k, char *);
+			qs = FIELD(running, k, char *);
+			same = (*ps == NULL && *qs == NULL) ||
+			    (*ps != NULL && *qs != NULL &&
+				strcmp(*ps, *qs) == 0);
+			t = *ps;
+			*ps = *qs;
+			*qs = t;
+		} else {
+			pi = FIELD(next, k, int);
+			qi = FIELD(running, k, int);
+			same = *pi == *qi;
+			ti = *pi;
+			*pi = *qi;
+			*qi = ti;
+		}
+		if (same)
+			continue;
+		if (list == NULL)
+			list = xstrdup(k->name);
+		else {
+			xasprintf(&t, "%s, %s", list, k->name);
+			free(list);
+			list = t;
+		}
+	}
+	return list;
+}
+
 static const struct conf_key *
 conf_key_find(const char *name)
 {

@@ -200,7 +200,7 @@ main(int argc, char *argv[])
 	struct catalog *catalog, **catalogs = NULL; /* + reloaded ones */
 	size_t i, ncatalogs = 0;
 	struct reserve *reserve;
-	char *state_file, *rerr = NULL;
+	char *state_file, *rerr = NULL, *restart;
 	struct host_facts host;
 	struct cli cli = {0};
 	struct sysinfo si;
@@ -408,14 +408,20 @@ main(int argc, char *argv[])
 		if (load_conf(&next, file, explicit_file, &cli) == 0) {
 			if (debug)
 				next.debug = 1;
+			if ((restart = conf_keep_running(&next, &conf)) !=
+			    NULL) {
+				log_warnx("reload: %s changed; that takes "
+					  "effect at the next restart "
+					  "(systemctl restart vmmod)",
+				    restart);
+				free(restart);
+			}
 			log_setverbose(next.debug);
 			audit_close();
 			audit_open(next.audit_log);
 			state_init(&next, &host);
 			reload_catalog(&next, &catalogs, &ncatalogs);
 			http_token_reload(next.token_file);
-			/* Listeners, the libvirt URI and the data directories
-			 * stay as they were until a restart (vmmod(8)). */
 			conf_clear(&conf);
 			conf = next;
 			log_info("configuration reloaded");

@@ -79,6 +79,10 @@ int conf_load(struct vmmod_conf *, const char *path, char **errp);
 int
 conf_set(struct vmmod_conf *, const char *key, const char *value, char **errp);
 char *conf_dump(const struct vmmod_conf *); /* parseable; caller frees */
+/* Reload: NEXT keeps RUNNING's values of the keys only a restart applies
+ * (swapped: RUNNING gets NEXT's, for conf_clear); their names, changed
+ * ones, ", "-separated, or NULL. */
+char *conf_keep_running(struct vmmod_conf *next, struct vmmod_conf *running);
 
 /* kvmprobe.c: does KVM really run a guest instruction? (child process, timeout) */
 enum accel_mode kvmprobe_run(const char *devpath, int timeout_ms, char **whyp);

@@ -97,6 +97,14 @@ check "the catalog now has demo only ($(templates))" [ "$(templates)" = demo ]
 check "an unusable token file keeps the token in use" [ "$(tcp second-token-0123456789abcdef)" = 200 ]
 check "and says so" grep -q 'keeping the old API token' "$d/vmmod.log"
 
+# keys a reload does not apply: said in the log, the running values stay
+printf 'bridge = br9\nmax_conns = 32\n' >>"$d/vmmod.conf"
+check "SIGHUP with restart-only keys changed" hup
+check "the log names them and says a restart applies them" \
+	grep -q 'reload: bridge, max_conns changed; that takes effect at the next restart' "$d/vmmod.log"
+check "still serving with what runs" \
+	test "$(tcp second-token-0123456789abcdef)" = 200 -a "$(templates)" = demo
+
 # a broken configuration file keeps everything
 echo "no_such_key = 1" >>"$d/vmmod.conf"
 check "SIGHUP with a bad configuration" hup

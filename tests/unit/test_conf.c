@@ -229,6 +229,61 @@ START_TEST(test_conf_layering)
 }
 END_TEST
 
+/* A reload keeps the running values of what only a restart applies, and
+ * names those that changed; the rest is taken. */
+START_TEST(test_conf_keep_running)
+{
+	struct vmmod_conf run, next;
+	char *err, *list;
+
+	conf_init(&run);
+	ck_assert_int_eq(conf_parse(&run,
+			     "listen = 127.0.0.1:8090\n"
+			     "allowed_origins = http://a\n",
+			     "run", &err),
+	    0);
+	conf_init(&next);
+	ck_assert_int_eq(conf_parse(&next,
+			     "listen = 127.0.0.1:9000\n"
+			     "allowed_origins = http://a\n"
+			     "max_conns = 32\n"
+			     "debug = yes\n"
+			     "token_file = /tmp/new-token\n"
+			     "lease_file = /tmp/leases\n",
+			     "next", &err),
+	    0);
+	list = conf_keep_running(&next, &run);
+	ck_assert_str_eq(list, "listen, max_conns");
+	free(list);
+	/* what runs stays in next; run holds the new values (freed below) */
+	ck_assert_str_eq(next.listen, "127.0.0.1:8090");
+	ck_assert_uint_eq(next.max_conns, 64);
+	ck_assert_str_eq(next.allowed_origins, "http://a");
+	ck_assert_str_eq(run.listen, "127.0.0.1:9000");
+	ck_assert_uint_eq(run.max_conns, 32);
+	/* reloadable: the new values */
+	ck_assert_int_eq(next.debug, 1);
+	ck_assert_str_eq(next.token_file, "/tmp/new-token");
+	ck_assert_str_eq(next.lease_file, "/tmp/leases");
+	conf_clear(&run);
+	conf_clear(&next);
+	/* nothing changed: no list (unset on both sides is no change) */
+	conf_init(&run);
+	conf_init(&next);
+	ck_assert_ptr_null(conf_keep_running(&next, &run));
+	/* set, then unset: a change */
+	ck_assert_int_eq(
+	    conf_set(&run, "console_url_base", "https://x", &err), 0);
+	list = conf_keep_running(&next, &run);
+	ck_assert_str_eq(list, "console_url_base");
+	ck_assert_str_eq(next.console_url_base, "https://x");
+	ck_assert_ptr_null(run.console_url_base);
+	free(list);
+	conf_clear(&run);
+	conf_clear(&next);
+}
+END_TEST
+
 START_TEST(test_conf_load_missing)
 {
 	struct vmmod_conf c;
@@ -327,6 +382,7 @@ suite_conf(void)
 	tcase_add_test(tc, test_conf_fixtures);
 	tcase_add_test(tc, test_conf_dump_roundtrip);
 	tcase_add_test(tc, test_conf_layering);
+	tcase_add_test(tc, test_conf_keep_running);
 	tcase_add_test(tc, test_conf_load_missing);
 	tcase_add_test(tc, test_conf_example_matches_defaults);
 	tcase_add_test(tc, test_conf_keys_documented);
