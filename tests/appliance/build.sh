@@ -212,6 +212,20 @@ pe_signed() {
 	[ "${size:-0}" -gt 0 ]
 }
 
+# grub_cfg WHICH KFILE CMDLINE: the grub.cfg that boots /KFILE with
+# /initrd.img from the partition holding it (WHICH names the copy)
+grub_cfg() {
+	cat <<-EOF
+		# Guardian VMs test appliance ($1)
+		set timeout=0
+		search --no-floppy --file --set=root /$2
+		echo "Loading /$2 ..."
+		linux /$2 $3
+		initrd /initrd.img
+		boot
+	EOF
+}
+
 # mkdisk WORK NAME UUIDTAIL LEVEL SRC=/DST...: WORK/NAME.qcow2 and
 # NAME.qcow2.xz (xz -LEVEL), a GPT disk with one FAT ESP (label APPLIANCE)
 # holding the files SRC at the paths DST (directories made as needed);
@@ -347,15 +361,7 @@ build_arch() {
 	# --- standalone GRUB with an embedded grub.cfg
 	say "[$arch] GRUB ($grubfmt, grub-mkstandalone)"
 	local kfile=vmlinuz-$kver cmdline="console=$console quiet"
-	cat >"$work/grub.cfg" <<-EOF
-		# Guardian VMs test appliance (embedded in $efiname)
-		set timeout=0
-		search --no-floppy --file --set=root /$kfile
-		echo "Loading /$kfile ..."
-		linux /$kfile $cmdline
-		initrd /initrd.img
-		boot
-	EOF
+	grub_cfg "embedded in $efiname" "$kfile" "$cmdline" >"$work/grub.cfg"
 	LD_LIBRARY_PATH=$(echo "$gc"/usr/lib/*-linux-gnu) "$gc/usr/bin/grub-mkstandalone" \
 		-d "$gbin/usr/lib/grub/$grubfmt" -O "$grubfmt" -o "$work/$efiname" \
 		--locales= --themes= --fonts= \
@@ -387,15 +393,8 @@ build_arch() {
 		# $prefix/grub.cfg, $prefix being /EFI/debian on the ESP it was
 		# loaded from.  Only the commands built into it are there (Secure
 		# Boot forbids insmod); `linux` has shim verify the kernel.
-		cat >"$work/grub-sb.cfg" <<-EOF
-			# Guardian VMs test appliance, Secure Boot variant (\EFI\debian\grub.cfg)
-			set timeout=0
-			search --no-floppy --file --set=root /$kfile
-			echo "Loading /$kfile ..."
-			linux /$kfile $cmdline
-			initrd /initrd.img
-			boot
-		EOF
+		grub_cfg 'Secure Boot variant, \EFI\debian\grub.cfg' "$kfile" "$cmdline" \
+			>"$work/grub-sb.cfg"
 		# xz -1: 3 s instead of 10 s for 3% more (mostly the
 		# compressed kernel, which xz cannot shrink anyway)
 		mkdisk "$work" disk-sb 455350305342 1 "$shim=/EFI/BOOT/BOOTX64.EFI" \
