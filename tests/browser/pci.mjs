@@ -347,6 +347,38 @@ await step('the deployed VM deleted with its disk frees the devices', async () =
 	ok('the NPU is offered again');
 });
 
+await step('a template wanting a USB stick and the NPU shows both parts and sends the NPU alone', async () => {
+	const f = form(page, 'mixed-demo');
+	await pick(f, NPU).waitFor({ timeout: 15000 });
+	const all = f.locator('.gvm-devpick-all');
+	check('the USB part and the PCI part are side by side',
+		(await all.locator('[data-gvm=deploy-devices]').count()) === 1 && (await all.locator('[data-gvm=deploy-pci]').count()) === 1);
+	const usb = f.locator('[data-gvm=deploy-devices]');
+	await usb.getByText('No zigbee stick is plugged in').waitFor({ timeout: 10000 });
+	ok(`the USB part says no stick is plugged in ("${(await usb.innerText()).trim()}")`);
+	check(`the PCI part offers the NPU only (${await addrsOf(f)})`, (await addrsOf(f)).join() === NPU);
+	let sent = null;
+	// answered here: what the dialog sends is the point, not a deploy
+	await page.route('**/api/vms/create', async (route) => {
+		sent = route.request().postDataJSON();
+		await route.fulfill({ status: 409, contentType: 'application/json',
+			body: JSON.stringify({ code: 'test_stop', error: 'stopped by the test' }) });
+	});
+	try {
+		await f.locator('input[name=name]').fill('gvm-pci-mixed');
+		await f.locator('input[name=start]').uncheck();
+		await pick(f, NPU).locator('input').check();
+		await f.locator('button[type=submit]').click();
+		await page.locator('[data-gvm=deploy-msg]', { hasText: 'stopped by the test' }).waitFor({ timeout: 10000 });
+		check(`the request carried the NPU and no USB device (${JSON.stringify(sent && sent.devices)})`,
+			sent && JSON.stringify(sent.devices) === JSON.stringify({ pci: [NPU] }));
+		check('the refusal is shown', /stopped by the test/.test(await page.locator('[data-gvm=deploy-msg]').textContent()));
+	} finally {
+		await page.unroute('**/api/vms/create');
+	}
+	check('vmmod lists no such VM', !(await api('/api/vms')).vms.some((v) => v.name === 'gvm-pci-mixed'));
+});
+
 check('no CSP violation, page error or dialog', page.problems.length === 0 && page.dialogs.length === 0);
 for (const p of page.problems) console.log('  ' + p);
 await page.close();

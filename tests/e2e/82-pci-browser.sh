@@ -25,7 +25,9 @@
 # made; the NPU and the discrete GPU (with its group) picked from the
 # keyboard reach the create request, and the deploy (not started) defines
 # the VM with <hostdev managed='yes'> for the three addresses, which the
-# dialog then shows in use.  A vmmod over console-gpu: the host's console
+# dialog then shows in use.  A template that wants a USB stick and the NPU
+# (mixed-demo) shows both parts; its request carries the NPU alone.  A
+# vmmod over console-gpu: the host's console
 # GPU offered disabled with vmmod's reason, npu-demo says there is no NPU.
 # A vmmod over an empty PCI tree (as an arm64 build lists none): no PCI
 # section, no PCI picks.  Screenshots: build/screenshots/pci-panel.png,
@@ -54,7 +56,7 @@ port=18194 eport=18195 cport=18196
 hostile='<img src=x onerror=alert(1)>pci'
 # deployed by the page (not started), and refused by the SECRET profile
 deployed=gvm-pci-deploy refused=gvm-pci-refused
-vms=(gvm-pci-web gvm-pci-secret gvm-pci-nobus "$hostile" "$deployed" "$refused")
+vms=(gvm-pci-web gvm-pci-secret gvm-pci-nobus "$hostile" "$deployed" "$refused" gvm-pci-mixed)
 pids=()
 cleanup() {
 	local p
@@ -122,6 +124,9 @@ JSON
 # npu-demo: the same, wanting the NPU only
 sed -e 's/"pci-demo"/"npu-demo"/' -e 's/"PCI deploy test"/"NPU deploy test"/' \
 	-e 's/\["pci:npu", "pci:gpu"\]/["pci:npu"]/' "$d/templates/pci-demo.json" >"$d/templates/npu-demo.json"
+# mixed-demo: a Zigbee stick (none is plugged in here) and the NPU
+sed -e 's/"pci-demo"/"mixed-demo"/' -e 's/"PCI deploy test"/"USB and PCI deploy test"/' \
+	-e 's/\["pci:npu", "pci:gpu"\]/["usb:zigbee", "pci:npu"]/' "$d/templates/pci-demo.json" >"$d/templates/mixed-demo.json"
 
 npci() { # PORT NAME: how many PCI devices GET /api/host/devices lists
 	curl -s -H "Authorization: Bearer $(cat "$d/$2/token")" "http://127.0.0.1:$1/api/host/devices" |
