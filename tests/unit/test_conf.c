@@ -350,6 +350,92 @@ START_TEST(test_conf_example_matches_defaults)
 END_TEST
 
 /* Every key is documented in vmmod.conf(5) and vmmod(8). */
+/* Is WORD one of the blank/comma/semicolon separated words of [b, e)? */
+static bool
+has_word(const char *b, const char *e, const char *word)
+{
+	size_t n = strlen(word), k;
+
+	while (b < e) {
+		k = strcspn(b, " ,;\n");
+		if (b + k > e)
+			k = e - b;
+		if (k == n && strncmp(b, word, n) == 0)
+			return true;
+		b += k + 1;
+	}
+	return false;
+}
+
+/* [after FROM, TO) in TEXT; both must be there. */
+static void
+section(const char *text, const char *from, const char *to, const char **b,
+    const char **e)
+{
+	*b = strstr(text, from);
+	ck_assert_msg(*b != NULL, "no '%s' in the man page", from);
+	*b += strlen(from);
+	*e = strstr(*b, to);
+	ck_assert_msg(*e != NULL, "no '%s' after '%s'", to, from);
+}
+
+/* What a reload applies, found by changing each key alone, is what
+ * vmmod(8)'s SIGHUP and vmmod.conf(5) list. */
+START_TEST(test_conf_reload_documented)
+{
+	static const char *const tries[] = {"/tmp/gvm-other", "gvm-other",
+	    "127.0.0.1:1", "0600", "65", "yes", "no", "tcg"};
+	char *man5 = top_read("man/vmmod.conf.5"),
+	     *man8 = top_read("man/vmmod.8");
+	char *defaults = defaults_dump(), *line, *next, *key, *err, *d0, *d1;
+	const char *b8, *e8, *b5, *e5;
+	struct vmmod_conf a, b;
+	char *list;
+	bool changed, reloads;
+	size_t i;
+
+	section(man8, "A reload applies", "every other key", &b8, &e8);
+	section(man5, "A good file on a reload applies", "at once", &b5, &e5);
+	for (line = defaults; *line != '\0'; line = next) {
+		next = strchr(line, '\n') + 1;
+		key = xstrndup(line, strcspn(line, " "));
+		conf_init(&a);
+		d0 = conf_dump(&a);
+		changed = false;
+		for (i = 0; i < nitems(tries) && !changed; i++) {
+			conf_init(&b);
+			if (conf_set(&b, key, tries[i], &err) == 0) {
+				d1 = conf_dump(&b);
+				changed = strcmp(d0, d1) != 0;
+				free(d1);
+			} else
+				free(err);
+			if (!changed)
+				conf_clear(&b);
+		}
+		ck_assert_msg(changed, "no other value for %s", key);
+		list = conf_keep_running(&b, &a);
+		reloads = list == NULL;
+		ck_assert_msg(reloads || strcmp(list, key) == 0,
+		    "changing %s alone: '%s'", key, list);
+		ck_assert_msg(has_word(b8, e8, key) == reloads,
+		    "vmmod.8's list of what SIGHUP applies %s %s",
+		    reloads ? "lacks" : "wrongly has", key);
+		ck_assert_msg(has_word(b5, e5, key) == reloads,
+		    "vmmod.conf.5's list of what a reload applies %s %s",
+		    reloads ? "lacks" : "wrongly has", key);
+		free(list);
+		free(d0);
+		conf_clear(&a);
+		conf_clear(&b);
+		free(key);
+	}
+	free(defaults);
+	free(man5);
+	free(man8);
+}
+END_TEST
+
 START_TEST(test_conf_keys_documented)
 {
 	char *man5 = top_read("man/vmmod.conf.5"),
@@ -383,6 +469,7 @@ suite_conf(void)
 	tcase_add_test(tc, test_conf_dump_roundtrip);
 	tcase_add_test(tc, test_conf_layering);
 	tcase_add_test(tc, test_conf_keep_running);
+	tcase_add_test(tc, test_conf_reload_documented);
 	tcase_add_test(tc, test_conf_load_missing);
 	tcase_add_test(tc, test_conf_example_matches_defaults);
 	tcase_add_test(tc, test_conf_keys_documented);
