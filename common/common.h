@@ -38,7 +38,9 @@ int err_set(char **errp, const char *fmt, ...)
 int err_replace(char **errp, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 bool str_has_prefix(const char *, const char *);
+char *read_fd(int fd, size_t max, size_t *lenp);
 char *read_file(const char *path, size_t max, size_t *lenp);
+char *str_replace_all(const char *s, const char *from, const char *to);
 int write_file_atomic(const char *path, const void *buf, size_t len, int mode);
 
 /* notify.c: systemd's notify protocol (READY=1, RELOADING=1, STOPPING=1) */

@@ -60,19 +60,17 @@ str_has_prefix(const char *s, const char *prefix)
 }
 
 /*
- * Reads a whole file of at most `max` bytes into a NUL-terminated buffer.
- * Returns NULL (errno set; EFBIG when larger than max) on failure.
+ * Reads what fd has left, at most `max` bytes, into a NUL-terminated
+ * buffer; fd stays open.  Returns NULL (errno set; EFBIG when larger than
+ * max) on failure.
  */
 char *
-read_file(const char *path, size_t max, size_t *lenp)
+read_fd(int fd, size_t max, size_t *lenp)
 {
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	ssize_t n;
-	int fd, saved;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return NULL;
 	for (;;) {
 		if (len + 1 >= cap) {
 			cap = cap ? cap * 2 : 4096;
@@ -92,17 +90,54 @@ read_file(const char *path, size_t max, size_t *lenp)
 			goto fail;
 		}
 	}
-	close(fd);
 	buf[len] = '\0';
 	if (lenp != NULL)
 		*lenp = len;
 	return buf;
 fail:
+	free(buf);
+	return NULL;
+}
+
+/* read_fd() of the file at path. */
+char *
+read_file(const char *path, size_t max, size_t *lenp)
+{
+	char *buf;
+	int fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return NULL;
+	buf = read_fd(fd, max, lenp);
 	saved = errno;
 	close(fd);
-	free(buf);
 	errno = saved;
-	return NULL;
+	return buf;
+}
+
+/* s with every `from` (not empty) replaced by `to`; the caller frees it. */
+char *
+str_replace_all(const char *s, const char *from, const char *to)
+{
+	size_t nfrom = strlen(from), nto = strlen(to), n = 0, len;
+	const char *p, *q;
+	char *out;
+
+	if (nfrom == 0)
+		return xstrdup(s);
+	for (p = s; (q = strstr(p, from)) != NULL; p = q + nfrom)
+		n++;
+	len = strlen(s) + n * nto - n * nfrom;
+	out = xmalloc(len + 1);
+	len = 0;
+	for (p = s; (q = strstr(p, from)) != NULL; p = q + nfrom) {
+		memcpy(out + len, p, q - p);
+		len += q - p;
+		memcpy(out + len, to, nto);
+		len += nto;
+	}
+	strcpy(out + len, p);
+	return out;
 }
 
 /* Writes path.tmp, fsyncs it and renames it over path: readers never see half a file. */

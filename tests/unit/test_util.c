@@ -3,6 +3,7 @@
  * common/notify.c: the service manager's notify datagrams.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,53 @@ START_TEST(test_prefix)
 	ck_assert(str_has_prefix("/api/vms/x", "/api/vms/"));
 	ck_assert(!str_has_prefix("/api/v", "/api/vms/"));
 	ck_assert(str_has_prefix("abc", ""));
+}
+END_TEST
+
+#define REPL_EQ(s, from, to, want)                                             \
+	do {                                                                   \
+		char *got_ = str_replace_all(s, from, to);                     \
+		ck_assert_str_eq(got_, want);                                  \
+		free(got_);                                                    \
+	} while (0)
+
+START_TEST(test_replace_all)
+{
+	REPL_EQ("<a href=\"/assets/x.css\"><b src=\"/assets/y.js\">",
+	    "\"/assets/", "\"/assets/v/0123/",
+	    "<a href=\"/assets/v/0123/x.css\"><b src=\"/assets/v/0123/y.js\">");
+	REPL_EQ("@N@ and @N@@N@", "@N@", "n", "n and nn");
+	REPL_EQ("abcabc", "abc", "", "");
+	REPL_EQ("aaa", "aa", "b", "ba"); /* left to right, no overlap */
+	REPL_EQ("nothing", "x", "y", "nothing");
+	REPL_EQ("", "x", "y", "");
+	REPL_EQ("same", "", "y", "same"); /* an empty pattern: no change */
+}
+END_TEST
+
+/* read_fd reads what is left and leaves the descriptor open */
+START_TEST(test_read_fd)
+{
+	int fds[2];
+	size_t len;
+	char *buf;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	ck_assert_int_eq(write(fds[1], "hello", 5), 5);
+	close(fds[1]);
+	buf = read_fd(fds[0], 16, &len);
+	ck_assert_str_eq(buf, "hello");
+	ck_assert_uint_eq(len, 5);
+	free(buf);
+	ck_assert_int_ne(fcntl(fds[0], F_GETFD), -1);
+	close(fds[0]);
+	ck_assert_int_eq(pipe(fds), 0);
+	ck_assert_int_eq(write(fds[1], "toolong", 7), 7);
+	close(fds[1]);
+	errno = 0;
+	ck_assert_ptr_null(read_fd(fds[0], 6, NULL));
+	ck_assert_int_eq(errno, EFBIG);
+	close(fds[0]);
 }
 END_TEST
 
@@ -142,6 +190,8 @@ suite_util(void)
 	tcase_add_test(tc, test_read_write_roundtrip);
 	tcase_add_test(tc, test_read_missing);
 	tcase_add_test(tc, test_prefix);
+	tcase_add_test(tc, test_replace_all);
+	tcase_add_test(tc, test_read_fd);
 	tcase_add_test(tc, test_notify_path_and_abstract);
 	tcase_add_test(tc, test_notify_unset_and_bad);
 	suite_add_tcase(s, tc);
