@@ -1071,23 +1071,6 @@ static const char builtin_page[] =
     "send(e.clipboardData.getData('text'));e.preventDefault();});\n"
     "})();\n</script></body></html>\n";
 
-static char *
-replace_nonce(const char *tmpl, const char *nonce)
-{
-	size_t n = 0, cap = strlen(tmpl) + 8 * strlen(nonce) + 1;
-	char *out = xmalloc(cap);
-	const char *p, *q;
-
-	for (p = tmpl; (q = strstr(p, "@N@")) != NULL; p = q + 3) {
-		memcpy(out + n, p, q - p);
-		n += q - p;
-		memcpy(out + n, nonce, strlen(nonce));
-		n += strlen(nonce);
-	}
-	strcpy(out + n, p);
-	return out;
-}
-
 void
 console_api_page(const struct api_request *req, const char *name,
     const char *uuid, struct api_response *resp)
@@ -1134,6 +1117,14 @@ console_api_page(const struct api_request *req, const char *name,
 		free(path);
 	}
 	if (page != NULL) {
+		/* its assets by version, as the dashboard's (http.c) */
+		char ver[ASSET_VER], to[32], *linked;
+
+		http_asset_version(ver);
+		snprintf(to, sizeof(to), "\"assets/v/%s/", ver);
+		linked = str_replace_all(page, "\"assets/", to);
+		free(page);
+		page = linked;
 		resp->csp = xstrdup(CSP_CONSOLE);
 	} else {
 		if (http_random_hex(nonce) == -1) {
@@ -1141,7 +1132,7 @@ console_api_page(const struct api_request *req, const char *name,
 			return;
 		}
 		nonce[32] = '\0';
-		page = replace_nonce(builtin_page, nonce);
+		page = str_replace_all(builtin_page, "@N@", nonce);
 		xasprintf(&resp->csp,
 		    "default-src 'none'; script-src 'nonce-%s'; "
 		    "style-src 'nonce-%s'; connect-src 'self'; "

@@ -19,6 +19,7 @@
  * stream costs no thread and no wake-ups.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -39,6 +40,7 @@
 #include <gnutls/gnutls.h>
 #include <linux/openat2.h>
 #include <microhttpd.h>
+#include <nettle/sha2.h>
 
 #include "vmmod.h"
 
@@ -949,10 +951,12 @@ enum static_kind { SK_NONE, SK_INDEX, SK_LOGIN, SK_ASSET };
  * component.
  */
 static enum static_kind
-static_lookup(const char *uri, char *rel, size_t relsz)
+static_lookup(const char *uri, char *rel, size_t relsz, char ver[ASSET_VER])
 {
 	const char *p;
-	size_t n = strcspn(uri, "?#");
+	size_t n = strcspn(uri, "?#"), i;
+
+	ver[0] = '\0';
 
 	if (n == 1 && uri[0] == '/') {
 		snprintf(rel, relsz, "index.html");
@@ -967,7 +971,23 @@ static_lookup(const char *uri, char *rel, size_t relsz)
 		uri += 8;
 		n -= 8;
 	}
-	if (n <= 8 || strncmp(uri, "/assets/", 8) != 0 || n - 8 >= relsz)
+	if (n <= 8 || strncmp(uri, "/assets/", 8) != 0)
+		return SK_NONE;
+	/* /assets/v/<version>/<file>: the same file, named by the version
+	 * the page that links it was served with */
+	if (n > 11 + ASSET_VER && strncmp(uri + 8, "v/", 2) == 0 &&
+	    uri[10 + ASSET_VER - 1] == '/') {
+		for (i = 0; i < ASSET_VER - 1; i++) {
+			if (strchr("0123456789abcdef", uri[10 + i]) == NULL ||
+			    uri[10 + i] == '\0')
+				return SK_NONE;
+			ver[i] = uri[10 + i];
+		}
+		ver[i] = '\0';
+		uri += 2 + ASSET_VER;
+		n -= 2 + ASSET_VER;
+	}
+	if (n - 8 >= relsz)
 		return SK_NONE;
 	for (p = uri + 8; p < uri + n; p++) {
 		if (*p == '/' || p == uri + 8) {
@@ -1025,6 +1045,80 @@ static_open(const char *rel)
 	return fd;
 }
 
+/*
+ * The web assets' version: the first 16 hex digits of the XOR of a
+ * SHA-256 per file (its name below web_root, size, mtime and inode) of
+ * every file a request may name.  Pages link their assets under
+ * /assets/v/<version>/, which a browser keeps for good: an upgrade's files
+ * make a new version and new URLs, and nothing is revalidated in between.
+ * Worked out for each page and versioned asset (a walk of some 80 stat
+ * calls), so files replaced under a running vmmod count at once.
+ */
+static void
+asset_walk(int dfd, const char *dir, int depth, uint8_t acc[SHA256_DIGEST_SIZE])
+{
+	uint8_t dg[SHA256_DIGEST_SIZE];
+	struct sha256_ctx h;
+	struct dirent *de;
+	struct stat st;
+	char *path;
+	DIR *d;
+	int fd;
+	size_t i;
+
+	if (depth > 8 || (d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+			-1)
+			continue;
+		xasprintf(&path, "%s%s", dir, de->d_name);
+		if (S_ISDIR(st.st_mode)) {
+			fd = openat(dirfd(d), de->d_name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd != -1) {
+				char *sub;
+
+				xasprintf(&sub, "%s/", path);
+				asset_walk(fd, sub, depth + 1, acc);
+				free(sub);
+			}
+		} else if (S_ISREG(st.st_mode)) {
+			uint64_t f[4] = {(uint64_t)st.st_size,
+			    (uint64_t)st.st_mtim.tv_sec,
+			    (uint64_t)st.st_mtim.tv_nsec, (uint64_t)st.st_ino};
+
+			sha256_init(&h);
+			sha256_update(&h, strlen(path) + 1, (uint8_t *)path);
+			sha256_update(&h, sizeof(f), (uint8_t *)f);
+			sha256_digest(&h, sizeof(dg), dg);
+			for (i = 0; i < sizeof(dg); i++)
+				acc[i] ^= dg[i];
+		}
+		free(path);
+	}
+	closedir(d);
+}
+
+void
+http_asset_version(char out[ASSET_VER])
+{
+	uint8_t acc[SHA256_DIGEST_SIZE] = {0};
+	int fd = -1;
+	size_t i;
+
+	if (static_root != -1)
+		fd = openat(
+		    static_root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd != -1)
+		asset_walk(fd, "", 0, acc);
+	for (i = 0; i < (ASSET_VER - 1) / 2; i++)
+		snprintf(out + 2 * i, 3, "%02x", acc[i]);
+}
+
 static void
 static_headers(struct MHD_Response *resp, bool page)
 {
@@ -1051,14 +1145,15 @@ static_queue(struct MHD_Connection *c, struct req *r, int status,
 
 static enum MHD_Result
 static_serve(struct listener *l, struct MHD_Connection *c, struct req *r,
-    enum static_kind kind, const char *rel)
+    enum static_kind kind, const char *rel, const char *ver)
 {
 	struct MHD_Response *resp;
 	struct stat st;
-	char etag[64], date[64];
-	const char *inm;
+	char etag[96], date[64], cur[ASSET_VER] = "", to[32], *text, *linked;
+	const char *inm, *cache = "no-cache";
 	struct tm tm;
-	bool page;
+	bool page, match;
+	size_t len;
 	int fd;
 
 	if (kind == SK_INDEX && l->tcp && !authorized(c, r)) {
@@ -1079,17 +1174,35 @@ static_serve(struct listener *l, struct MHD_Connection *c, struct req *r,
 		close(fd);
 		return send_error(l, c, r, 404, "not_found", "no such file", 0);
 	}
-	snprintf(etag, sizeof(etag), "\"%llx-%llx-%llx\"",
+	/* the index and login pages link their assets by version */
+	if (kind != SK_ASSET || ver[0] != '\0')
+		http_asset_version(cur);
+	snprintf(etag, sizeof(etag), "\"%llx-%llx-%llx%s%s\"",
 	    (unsigned long long)st.st_ino, (unsigned long long)st.st_size,
 	    (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL +
-		(unsigned long long)st.st_mtim.tv_nsec);
+		(unsigned long long)st.st_mtim.tv_nsec,
+	    kind != SK_ASSET ? "-" : "", kind != SK_ASSET ? cur : "");
 	gmtime_r(&st.st_mtim.tv_sec, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	inm = header(c, MHD_HTTP_HEADER_IF_NONE_MATCH);
-	if (inm != NULL && strcmp(inm, etag) == 0) {
+	match = inm != NULL && strcmp(inm, etag) == 0;
+	if (match) {
 		close(fd);
 		resp = MHD_create_response_from_buffer(
 		    0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	} else if (kind != SK_ASSET) {
+		text = read_fd(fd, STATIC_MAX, &len);
+		close(fd);
+		if (text == NULL)
+			return send_error(l, c, r, 500, "internal",
+			    "cannot read the page", 0);
+		snprintf(to, sizeof(to), "\"/assets/v/%s/", cur);
+		linked = str_replace_all(text, "\"/assets/", to);
+		free(text);
+		resp = MHD_create_response_from_buffer(
+		    strlen(linked), linked, MHD_RESPMEM_MUST_FREE);
+		if (resp == NULL)
+			free(linked);
 	} else {
 		/* MHD owns fd from here, also on failure */
 		resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
@@ -1100,15 +1213,16 @@ static_serve(struct listener *l, struct MHD_Connection *c, struct req *r,
 	MHD_add_response_header(resp, "ETag", etag);
 	MHD_add_response_header(resp, "Last-Modified", date);
 	/*
-	 * no data here.  Every file is revalidated (a 304 on the LAN costs
-	 * less than a dashboard running old scripts against a new API after
-	 * an upgrade): the ETag changes with the file.
+	 * no data here.  An asset named by the current version is kept for
+	 * good; everything else is revalidated (ETag), so after an upgrade no
+	 * old script runs against a new API.
 	 */
 	page = kind != SK_ASSET || strstr(rel, ".html") != NULL;
-	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	if (kind == SK_ASSET && ver[0] != '\0' && strcmp(ver, cur) == 0)
+		cache = "public, max-age=31536000, immutable";
+	MHD_add_response_header(resp, "Cache-Control", cache);
 	static_headers(resp, page);
-	return static_queue(
-	    c, r, inm != NULL && strcmp(inm, etag) == 0 ? 304 : 200, resp);
+	return static_queue(c, r, match ? 304 : 200, resp);
 }
 
 static void
@@ -1164,7 +1278,7 @@ console_first_call(struct listener *l, struct MHD_Connection *c, struct req *r,
 {
 	const char *origin, *host;
 	enum static_kind sk;
-	char rel[256];
+	char rel[256], ver[ASSET_VER];
 
 	if (cr == CR_NONE || r->route == -1)
 		return send_error(l, c, r, 404, "not_found",
@@ -1174,10 +1288,11 @@ console_first_call(struct listener *l, struct MHD_Connection *c, struct req *r,
 		    "method not allowed", AM_GET);
 	if (cr == CR_ASSET) {
 		if (!str_has_prefix(r->uri, "/console/assets/") ||
-		    (sk = static_lookup(r->uri, rel, sizeof(rel))) != SK_ASSET)
+		    (sk = static_lookup(r->uri, rel, sizeof(rel), ver)) !=
+			SK_ASSET)
 			return send_error(
 			    l, c, r, 404, "not_found", "no such file", 0);
-		return static_serve(l, c, r, sk, rel);
+		return static_serve(l, c, r, sk, rel, ver);
 	}
 	if (cr == CR_SOCKET) {
 		origin = header(c, "Origin");
@@ -1207,7 +1322,7 @@ first_call(struct listener *l, struct MHD_Connection *c, const char *method,
 	char *path = xstrdup(r->uri);
 	enum static_kind sk;
 	enum console_route cr;
-	char rel[256];
+	char rel[256], ver[ASSET_VER];
 
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);
 	peer_name(l, c, r);
@@ -1225,8 +1340,8 @@ first_call(struct listener *l, struct MHD_Connection *c, const char *method,
 	/* the web UI's pages and assets (static files section above) */
 	if ((r->route == -1 || str_has_prefix(r->uri, "/console/assets/")) &&
 	    mbit == AM_GET &&
-	    (sk = static_lookup(r->uri, rel, sizeof(rel))) != SK_NONE)
-		return static_serve(l, c, r, sk, rel);
+	    (sk = static_lookup(r->uri, rel, sizeof(rel), ver)) != SK_NONE)
+		return static_serve(l, c, r, sk, rel, ver);
 
 	if (l->tcp && !(api_route_flags(r->route) & API_NOAUTH) &&
 	    !authorized(c, r))

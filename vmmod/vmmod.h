@@ -649,6 +649,10 @@ char *http_session_logout(const char *id); /* the clearing Set-Cookie */
 bool http_session_valid(const char *id);
 /* 32 random bytes (gnutls_rnd) as 64 hex digits; -1 if the RNG fails. */
 int http_random_hex(char out[65]);
+/* The web assets' version (16 hex digits + NUL): pages link
+ * assets/v/<it>/FILE, kept by browsers for good (http.c). */
+#define ASSET_VER 17
+void http_asset_version(char out[ASSET_VER]);
 /* Closes an upgraded connection (MHD_UPGRADE_ACTION_CLOSE). */
 void http_upgrade_close(void *urh);
 unsigned http_sse_clients(void);

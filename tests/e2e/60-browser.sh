@@ -88,13 +88,31 @@ check "GET / with the token is the dashboard" \
 	[ "$(st -H "Authorization: Bearer $token" "$u/")" = 200 -a -n "$(grep gvm-tile "$d/out")" ]
 check "JS is text/javascript" [ "$(st "$u/assets/js/api.js")" = 200 -a -n "$(grep -i '^Content-Type: text/javascript' "$d/hdr")" ]
 check "CSS is text/css" [ "$(st "$u/assets/css/vms.css")" = 200 -a -n "$(grep -i '^Content-Type: text/css' "$d/hdr")" ]
-check "assets are revalidated too, an upgrade's new files are used at once (Cache-Control: no-cache)" hdr 'Cache-Control: no-cache'
+check "an asset named without a version is revalidated (Cache-Control: no-cache)" hdr 'Cache-Control: no-cache'
 etag=$(grep -i '^ETag:' "$d/hdr" | cut -d' ' -f2 | tr -d '\r')
 st -H "Authorization: Bearer $token" "$u/" >/dev/null
 check "pages are revalidated every time (Cache-Control: no-cache)" hdr 'Cache-Control: no-cache'
 check "ETag revalidates to 304" [ "$(st -H "If-None-Match: $etag" "$u/assets/css/vms.css")" = 304 ]
+# pages link their assets by version (the web root's files), kept for good
+page_ver() { # page_ver BASE: the version the dashboard links its assets with
+	curl -s -H "Authorization: Bearer $token" "$1/" >"$d/page.html"
+	grep -o '"/assets/v/[0-9a-f]*/css/vms.css"' "$d/page.html" | head -1 | cut -d/ -f4
+}
+ver=$(page_ver "$u")
+check "the dashboard links its assets under /assets/v/<16 hex digits>/ ($ver)" \
+	eval "[[ '$ver' =~ ^[0-9a-f]{16}\$ ]] && grep -q '/assets/v/$ver/js/dashboard.js' '$d/page.html' && ! grep -q '\"/assets/[a-uw-z]' '$d/page.html'"
+check "the login page too" \
+	eval "curl -s '$u/login' | grep -q '\"/assets/v/$ver/js/login.js\"'"
+check "a versioned asset is kept for good (immutable)" \
+	eval "[ \"\$(st '$u/assets/v/$ver/js/api.js')\" = 200 ] && grep -qi '^Cache-Control: public, max-age=31536000, immutable' '$d/hdr' && grep -qi '^Content-Type: text/javascript' '$d/hdr'"
+check "the console's assets by version too" \
+	eval "[ \"\$(st '$u/console/assets/v/$ver/js/console.js')\" = 200 ] && grep -qi 'immutable' '$d/hdr'"
+check "an old version's URL gets today's file, revalidated" \
+	eval "[ \"\$(st '$u/assets/v/0000000000000000/css/vms.css')\" = 200 ] && grep -qi '^Cache-Control: no-cache' '$d/hdr'"
 for p in /assets/../Makefile /assets/%2e%2e/Makefile /assets/css/../../Makefile \
-	/assets//etc/passwd /assets/.git/config /assets/css /assets/nope.js; do
+	/assets//etc/passwd /assets/.git/config /assets/css /assets/nope.js \
+	/assets/v/0123456789abcdeg/css/vms.css /assets/v/0123/css/vms.css /assets/v/$ver/../Makefile \
+	/assets/v/$ver//etc/passwd /assets/v/$ver/.git/config; do
 	c=$(st -H "Authorization: Bearer $token" "$u$p")
 	check "no file for $p ($c)" [ "$c" = 404 ]
 done
@@ -113,6 +131,7 @@ st http://127.0.0.1:18192/assets/css/vms.css >/dev/null
 etag1=$(grep -i '^ETag:' "$d/hdr" | cut -d' ' -f2 | tr -d '\r')
 check "the file as it was revalidates to 304" \
 	[ "$(st -H "If-None-Match: $etag1" http://127.0.0.1:18192/assets/css/vms.css)" = 304 ]
+ver1=$(page_ver http://127.0.0.1:18192)
 cp "$d/www/css/vms.css" "$d/vms.css.new"
 echo "/* upgraded */" >>"$d/vms.css.new"
 mv "$d/vms.css.new" "$d/www/css/vms.css"
@@ -121,6 +140,10 @@ new_file_served() {
 		grep -q 'upgraded' "$d/out" && ! grep -qiF "ETag: $etag1" "$d/hdr"
 }
 check "after an upgrade the same revalidation gets the new file (200, new ETag)" new_file_served
+ver2=$(page_ver http://127.0.0.1:18192)
+check "and the pages link a new version ($ver1 -> $ver2)" [ -n "$ver2" -a "$ver1" != "$ver2" ]
+check "the old version's URL is revalidated now" \
+	eval "[ \"\$(st 'http://127.0.0.1:18192/assets/v/$ver1/css/vms.css')\" = 200 ] && grep -qi '^Cache-Control: no-cache' '$d/hdr' && grep -q upgraded '$d/out'"
 check "the copy serves its files" [ "$(st http://127.0.0.1:18192/assets/js/api.js)" = 200 ]
 kill "$v2"; wait "$v2" 2>/dev/null
 
