@@ -943,21 +943,19 @@ authorized(struct MHD_Connection *c, struct req *r)
 
 static int static_root = -1;
 
-enum static_kind { SK_NONE, SK_INDEX, SK_LOGIN, SK_ASSET };
-
 /*
  * Which static file a GET path names, its path below web_root in rel.
  * Only [A-Za-z0-9._-] and "/" between names; no empty, hidden or ".."
  * component.
  */
-static enum static_kind
-static_lookup(const char *uri, char *rel, size_t relsz, char ver[ASSET_VER])
+enum static_kind
+http_static_lookup(
+    const char *uri, char *rel, size_t relsz, char ver[ASSET_VER])
 {
 	const char *p;
 	size_t n = strcspn(uri, "?#"), i;
 
 	ver[0] = '\0';
-
 	if (n == 1 && uri[0] == '/') {
 		snprintf(rel, relsz, "index.html");
 		return SK_INDEX;
@@ -975,7 +973,7 @@ static_lookup(const char *uri, char *rel, size_t relsz, char ver[ASSET_VER])
 		return SK_NONE;
 	/* /assets/v/<version>/<file>: the same file, named by the version
 	 * the page that links it was served with */
-	if (n > 11 + ASSET_VER && strncmp(uri + 8, "v/", 2) == 0 &&
+	if (n > 10 + ASSET_VER && strncmp(uri + 8, "v/", 2) == 0 &&
 	    uri[10 + ASSET_VER - 1] == '/') {
 		for (i = 0; i < ASSET_VER - 1; i++) {
 			if (strchr("0123456789abcdef", uri[10 + i]) == NULL ||
@@ -990,17 +988,15 @@ static_lookup(const char *uri, char *rel, size_t relsz, char ver[ASSET_VER])
 	if (n - 8 >= relsz)
 		return SK_NONE;
 	for (p = uri + 8; p < uri + n; p++) {
-		if (*p == '/' || p == uri + 8) {
-			/* a component starts: never empty or hidden */
-			const char *c = *p == '/' ? p + 1 : p;
-
-			if (c >= uri + n || *c == '/' || *c == '.')
-				return SK_NONE;
-		}
+		/* a component starts: never empty or hidden (nor absolute) */
+		if ((p == uri + 8 || p[-1] == '/') && (*p == '/' || *p == '.'))
+			return SK_NONE;
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 			(*p >= '0' && *p <= '9') || strchr("._-/", *p) != NULL))
 			return SK_NONE;
 	}
+	if (uri[n - 1] == '/')
+		return SK_NONE;
 	memcpy(rel, uri + 8, n - 8);
 	rel[n - 8] = '\0';
 	return SK_ASSET;
@@ -1288,7 +1284,7 @@ console_first_call(struct listener *l, struct MHD_Connection *c, struct req *r,
 		    "method not allowed", AM_GET);
 	if (cr == CR_ASSET) {
 		if (!str_has_prefix(r->uri, "/console/assets/") ||
-		    (sk = static_lookup(r->uri, rel, sizeof(rel), ver)) !=
+		    (sk = http_static_lookup(r->uri, rel, sizeof(rel), ver)) !=
 			SK_ASSET)
 			return send_error(
 			    l, c, r, 404, "not_found", "no such file", 0);
@@ -1340,7 +1336,7 @@ first_call(struct listener *l, struct MHD_Connection *c, const char *method,
 	/* the web UI's pages and assets (static files section above) */
 	if ((r->route == -1 || str_has_prefix(r->uri, "/console/assets/")) &&
 	    mbit == AM_GET &&
-	    (sk = static_lookup(r->uri, rel, sizeof(rel), ver)) != SK_NONE)
+	    (sk = http_static_lookup(r->uri, rel, sizeof(rel), ver)) != SK_NONE)
 		return static_serve(l, c, r, sk, rel, ver);
 
 	if (l->tcp && !(api_route_flags(r->route) & API_NOAUTH) &&

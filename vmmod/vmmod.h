@@ -653,6 +653,12 @@ int http_random_hex(char out[65]);
  * assets/v/<it>/FILE, kept by browsers for good (http.c). */
 #define ASSET_VER 17
 void http_asset_version(char out[ASSET_VER]);
+/* Which web file a GET path names: its path below web_root in rel (only
+ * [A-Za-z0-9._-] names, none empty or hidden), the version it was asked by
+ * in ver ("" without one). */
+enum static_kind { SK_NONE, SK_INDEX, SK_LOGIN, SK_ASSET };
+enum static_kind http_static_lookup(
+    const char *uri, char *rel, size_t relsz, char ver[ASSET_VER]);
 /* Closes an upgraded connection (MHD_UPGRADE_ACTION_CLOSE). */
 void http_upgrade_close(void *urh);
 unsigned http_sse_clients(void);

@@ -22,6 +22,70 @@ START_TEST(test_bearer)
 }
 END_TEST
 
+/* Web paths: the file below web_root and the version asked by, or none. */
+START_TEST(test_static_lookup)
+{
+	static const struct {
+		const char *uri;
+		enum static_kind kind;
+		const char *rel, *ver;
+	} t[] = {
+	    {"/", SK_INDEX, "index.html", ""},
+	    {"/?x=1", SK_INDEX, "index.html", ""},
+	    {"/login", SK_LOGIN, "login.html", ""},
+	    {"/assets/js/api.js", SK_ASSET, "js/api.js", ""},
+	    {"/assets/js/api.js?v=1#x", SK_ASSET, "js/api.js", ""},
+	    {"/console/assets/js/console.js", SK_ASSET, "js/console.js", ""},
+	    {"/assets/v/0123456789abcdef/js/api.js", SK_ASSET, "js/api.js",
+		"0123456789abcdef"},
+	    {"/console/assets/v/0123456789abcdef/vendor/xterm/xterm.css",
+		SK_ASSET, "vendor/xterm/xterm.css", "0123456789abcdef"},
+	    {"/assets/v/0123456789abcdef/a", SK_ASSET, "a", "0123456789abcdef"},
+	    /* not a version: an ordinary path (no such file) or refused */
+	    {"/assets/v/0123/js/api.js", SK_ASSET, "v/0123/js/api.js", ""},
+	    {"/assets/v/0123456789ABCDEF/js/api.js", SK_NONE, NULL, NULL},
+	    {"/assets/v/0123456789abcdeg/js/api.js", SK_NONE, NULL, NULL},
+	    {"/assets/v/0123456789abcdef/", SK_NONE, NULL, NULL},
+	    {"/assets/v/0123456789abcdef/../x", SK_NONE, NULL, NULL},
+	    {"/assets/v/0123456789abcdef//etc/passwd", SK_NONE, NULL, NULL},
+	    {"/assets/v/0123456789abcdef/.git/config", SK_NONE, NULL, NULL},
+	    {"/assets/../Makefile", SK_NONE, NULL, NULL},
+	    {"/assets/css/../../x", SK_NONE, NULL, NULL},
+	    {"/assets/%2e%2e/x", SK_NONE, NULL, NULL},
+	    {"/assets//etc/passwd", SK_NONE, NULL, NULL},
+	    {"/console/assets//etc/passwd", SK_NONE, NULL, NULL},
+	    {"/assets/css//vms.css", SK_NONE, NULL, NULL},
+	    {"/assets/css/", SK_NONE, NULL, NULL},
+	    {"/assets/.hidden", SK_NONE, NULL, NULL},
+	    {"/assets/css/.x.css", SK_NONE, NULL, NULL},
+	    {"/assets/a.b/c..d", SK_ASSET, "a.b/c..d", ""},
+	    {"/assets/", SK_NONE, NULL, NULL},
+	    {"/assets", SK_NONE, NULL, NULL},
+	    {"/assets/a b", SK_NONE, NULL, NULL},
+	    {"/other", SK_NONE, NULL, NULL},
+	    {"/login/x", SK_NONE, NULL, NULL},
+	};
+	char rel[256], ver[ASSET_VER];
+	enum static_kind k;
+	size_t i;
+
+	for (i = 0; i < nitems(t); i++) {
+		k = http_static_lookup(t[i].uri, rel, sizeof(rel), ver);
+		ck_assert_msg(k == t[i].kind, "%s: kind %d, want %d", t[i].uri,
+		    k, t[i].kind);
+		if (k == SK_NONE)
+			continue;
+		ck_assert_msg(
+		    strcmp(rel, t[i].rel) == 0, "%s: rel %s", t[i].uri, rel);
+		ck_assert_msg(
+		    strcmp(ver, t[i].ver) == 0, "%s: ver %s", t[i].uri, ver);
+	}
+	/* a name longer than rel's room */
+	ck_assert_int_eq(
+	    http_static_lookup("/assets/abcdefgh", rel, 8, ver), SK_NONE);
+}
+END_TEST
+
 START_TEST(test_origin)
 {
 	const char *allowed = "https://guardian.local:8080 http://192.168.4.1";
@@ -176,6 +240,7 @@ suite_http(void)
 
 	tcase_add_test(tc, test_bearer);
 	tcase_add_test(tc, test_origin);
+	tcase_add_test(tc, test_static_lookup);
 	tcase_add_test(tc, test_listen);
 	tcase_add_test(tc, test_split);
 	tcase_add_test(tc, test_token_sessions);
