@@ -184,7 +184,8 @@ conf_copy(struct vmmod_conf *dst, const struct vmmod_conf *src)
  * module at start and changes with a restart only.
  */
 static const char *const conf_reload_keys[] = {"token_file", "templates_dir",
-    "appliance_dir", "lease_file", "reservations_dir", "audit_log", "debug"};
+    "appliance_dir", "lease_file", "reservations_dir", "audit_log", "debug",
+    "allowed_origins"};
 
 static bool
 conf_reloads(const struct conf_key *k)

@@ -121,6 +121,7 @@ static struct handle wake_h = {H_WAKE, NULL};
 static pthread_t io_tid;
 static bool running, stopping;
 static char *url_base, *origins, *web_root;
+static pthread_mutex_t origins_mtx = PTHREAD_MUTEX_INITIALIZER; /* origins */
 
 /* ---- pure parts --------------------------------------------------------- */
 
@@ -1166,7 +1167,10 @@ console_api_ws(const struct api_request *req, enum console_type type,
 		return;
 	}
 	origin = req_header(req, "Origin");
-	if (!http_origin_ok(origin, req_header(req, "Host"), origins)) {
+	pthread_mutex_lock(&origins_mtx);
+	ok = http_origin_ok(origin, req_header(req, "Host"), origins);
+	pthread_mutex_unlock(&origins_mtx);
+	if (!ok) {
 		error_resp(resp, 403, "bad_origin",
 		    "Origin not allowed for a console");
 		return;
@@ -1242,11 +1246,27 @@ origin_of(const char *base)
 	return xstrndup(base, n);
 }
 
+/* Websockets come from our own origin, the console listener's or one the
+ * admin allowed (allowed_origins, at start and on a reload). */
+void
+console_origins_reload(const char *allowed)
+{
+	char *o = url_base != NULL ? origin_of(url_base) : NULL, *next, *old;
+
+	xasprintf(
+	    &next, "%s %s", allowed != NULL ? allowed : "", o != NULL ? o : "");
+	free(o);
+	pthread_mutex_lock(&origins_mtx);
+	old = origins;
+	origins = next;
+	pthread_mutex_unlock(&origins_mtx);
+	free(old);
+}
+
 int
 console_start(const struct vmmod_conf *conf)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &wake_h};
-	char *o;
 	size_t n;
 
 	if (running)
@@ -1268,13 +1288,7 @@ console_start(const struct vmmod_conf *conf)
 		while (n > 0 && url_base[n - 1] == '/')
 			url_base[--n] = '\0';
 	}
-	/* websockets come from our own origin, the console listener's or
-	 * one the admin allowed */
-	o = url_base != NULL ? origin_of(url_base) : NULL;
-	xasprintf(&origins, "%s %s",
-	    conf->allowed_origins != NULL ? conf->allowed_origins : "",
-	    o != NULL ? o : "");
-	free(o);
+	console_origins_reload(conf->allowed_origins);
 	if (conf->web_root != NULL)
 		web_root = xstrdup(conf->web_root);
 	if (conf->console_queue_kb != 0)

@@ -105,7 +105,8 @@ struct session {
 };
 
 static struct listener listeners[3];
-static char *allowed_origins;
+static char *allowed_origins; /* under origins_mtx: a reload sets it */
+static pthread_mutex_t origins_mtx = PTHREAD_MUTEX_INITIALIZER;
 /* the console listener: URL base of console URLs and its origin */
 static char *console_base, *console_origin;
 static struct tls_pair console_tls;
@@ -1319,6 +1320,7 @@ first_call(struct listener *l, struct MHD_Connection *c, const char *method,
 	enum static_kind sk;
 	enum console_route cr;
 	char rel[256], ver[ASSET_VER];
+	bool ok;
 
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);
 	peer_name(l, c, r);
@@ -1351,10 +1353,14 @@ first_call(struct listener *l, struct MHD_Connection *c, const char *method,
 		    "method not allowed", allow);
 	/* A browser's state change: cookie-authenticated or with an Origin. */
 	origin = header(c, "Origin");
-	if (l->tcp && mbit != AM_GET && (r->cookie_auth || origin != NULL) &&
-	    !http_origin_ok(origin, header(c, "Host"), allowed_origins))
-		return send_error(l, c, r, 403, "bad_origin",
-		    "Origin not allowed for this request", 0);
+	if (l->tcp && mbit != AM_GET && (r->cookie_auth || origin != NULL)) {
+		pthread_mutex_lock(&origins_mtx);
+		ok = http_origin_ok(origin, header(c, "Host"), allowed_origins);
+		pthread_mutex_unlock(&origins_mtx);
+		if (!ok)
+			return send_error(l, c, r, 403, "bad_origin",
+			    "Origin not allowed for this request", 0);
+	}
 	/*
 	 * Too big: answer now if the client waits for "100 Continue" or the
 	 * body is huge; else read and drop it, so the client (already
@@ -1727,6 +1733,19 @@ daemon_start(
 	return 0;
 }
 
+/* allowed_origins of vmmod.conf, at start and on a reload. */
+void
+http_origins_reload(const char *allowed)
+{
+	char *next = allowed != NULL ? xstrdup(allowed) : NULL, *old;
+
+	pthread_mutex_lock(&origins_mtx);
+	old = allowed_origins;
+	allowed_origins = next;
+	pthread_mutex_unlock(&origins_mtx);
+	free(old);
+}
+
 int
 http_start(const struct vmmod_conf *conf)
 {
@@ -1736,9 +1755,7 @@ http_start(const struct vmmod_conf *conf)
 	struct vmmod_conf cc;
 	size_t n;
 
-	free(allowed_origins);
-	allowed_origins =
-	    conf->allowed_origins ? xstrdup(conf->allowed_origins) : NULL;
+	http_origins_reload(conf->allowed_origins);
 	free(console_base);
 	free(console_origin);
 	console_base = console_origin = NULL;

@@ -422,6 +422,8 @@ main(int argc, char *argv[])
 			state_init(&next, &host);
 			reload_catalog(&next, &catalogs, &ncatalogs);
 			http_token_reload(next.token_file);
+			http_origins_reload(next.allowed_origins);
+			console_origins_reload(next.allowed_origins);
 			conf_clear(&conf);
 			conf = next;
 			log_info("configuration reloaded");

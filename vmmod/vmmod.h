@@ -643,6 +643,7 @@ void http_stop(void);
 int http_token_load(const char *path); /* creates it (0600) if missing */
 /* SIGHUP: a TCP listener's token re-read from PATH (kept if unreadable). */
 int http_token_reload(const char *path);
+void http_origins_reload(const char *allowed); /* allowed_origins */
 /* POST /api/login: a new session's Set-Cookie value, NULL on a bad token. */
 char *http_session_login(const char *token);
 char *http_session_logout(const char *id); /* the clearing Set-Cookie */
@@ -746,6 +747,7 @@ void console_cookie_name(const char *uuid, char *buf, size_t size);
 bool console_host_ok(const char *host);
 /* Started and stopped by http.c around its daemons. */
 int console_start(const struct vmmod_conf *);
+void console_origins_reload(const char *allowed); /* allowed_origins */
 void console_stop(void);
 /* Handlers of api.c's console routes; uuid is the resolved VM. */
 void console_api_ticket(const struct api_request *, const char *name,

@@ -97,6 +97,20 @@ check "the catalog now has demo only ($(templates))" [ "$(templates)" = demo ]
 check "an unusable token file keeps the token in use" [ "$(tcp second-token-0123456789abcdef)" = 200 ]
 check "and says so" grep -q 'keeping the old API token' "$d/vmmod.log"
 
+# allowed_origins is applied by a reload: a state change from that origin
+# is refused (403 bad_origin) before, reaches the handler after (404: no
+# such VM)
+from_origin() { # the status of POST .../start from Origin http://gvm-reload.example
+	curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+		-H 'Origin: http://gvm-reload.example' -H "Authorization: Bearer second-token-0123456789abcdef" \
+		-d '{}' "http://127.0.0.1:$port/api/vms/gvm-no-such-vm/start"
+}
+check "a state change from an origin not allowed: 403" [ "$(from_origin)" = 403 ]
+echo "allowed_origins = http://gvm-reload.example" >>"$d/vmmod.conf"
+check "SIGHUP with allowed_origins added" hup
+check "the same request now reaches the handler (404, no such VM)" [ "$(from_origin)" = 404 ]
+check "no restart warning for it" eval "! grep -q 'reload: allowed_origins' '$d/vmmod.log'"
+
 # keys a reload does not apply: said in the log, the running values stay
 printf 'bridge = br9\nmax_conns = 32\n' >>"$d/vmmod.conf"
 check "SIGHUP with restart-only keys changed" hup
