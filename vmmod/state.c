@@ -20,9 +20,12 @@ struct vm_entry {
 	bool has_stats;
 	time_t started; /* when we saw it start, 0 unknown */
 	bool web_ready; /* its web UI answered since it started */
+	uint64_t event_seq; /* state_set_state's last word on it (event_seq) */
 };
 
 static pthread_mutex_t state_mtx = PTHREAD_MUTEX_INITIALIZER;
+/* counts the lifecycle events applied (state_set_state), see state_mark() */
+static uint64_t event_seq;
 static struct vm_entry *vms;
 static size_t nvms, cap_vms;
 static bool connected;
@@ -373,10 +376,36 @@ put_locked(const struct vm_facts *f)
 void
 state_put(const struct vm_facts *f)
 {
-	struct vm_entry *e;
+	state_put_since(f, UINT64_MAX);
+}
+
+uint64_t
+state_mark(void)
+{
+	uint64_t m;
 
 	pthread_mutex_lock(&state_mtx);
-	if (put_locked(f)) {
+	m = event_seq;
+	pthread_mutex_unlock(&state_mtx);
+	return m;
+}
+
+/*
+ * Facts read from libvirt after state_mark() said MARK: a lifecycle event
+ * applied since then is newer than the state they carry (a refresh that
+ * read "running" must not undo the "stopped" event that came meanwhile,
+ * which would publish a stale running/shutoff pair); the rest is taken.
+ */
+void
+state_put_since(const struct vm_facts *f, uint64_t mark)
+{
+	struct vm_entry *e;
+	struct vm_facts g = *f; /* shallow: put_locked copies what it keeps */
+
+	pthread_mutex_lock(&state_mtx);
+	if ((e = find_uuid(f->uuid)) != NULL && e->event_seq > mark)
+		g.state = e->f.state;
+	if (put_locked(&g)) {
 		refresh_leases();
 		e = find_uuid(f->uuid);
 		publish_entry(e);
@@ -578,7 +607,9 @@ state_set_state(const char *uuid, enum vm_state st)
 	struct vm_entry *e;
 
 	pthread_mutex_lock(&state_mtx);
-	if ((e = find_uuid(uuid)) != NULL && e->f.state != st) {
+	if ((e = find_uuid(uuid)) != NULL)
+		e->event_seq = ++event_seq;
+	if (e != NULL && e->f.state != st) {
 		if (st == VS_RUNNING && e->f.state != VS_PAUSED)
 			e->started = time(NULL);
 		if (st != VS_RUNNING && st != VS_PAUSED)

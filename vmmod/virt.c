@@ -328,6 +328,7 @@ refresh_one(virConnectPtr c, const char *uuid)
 {
 	virDomainPtr dom;
 	struct vm_facts f;
+	uint64_t mark = state_mark();
 
 	if ((dom = virDomainLookupByUUIDString(c, uuid)) == NULL) {
 		if (last_code() == VIR_ERR_NO_DOMAIN)
@@ -335,7 +336,7 @@ refresh_one(virConnectPtr c, const char *uuid)
 		return;
 	}
 	if (facts_from_domain(dom, &f) == 0)
-		state_put(&f);
+		state_put_since(&f, mark);
 	else if (last_code() == VIR_ERR_NO_DOMAIN)
 		state_remove(uuid);
 	vm_facts_clear(&f);

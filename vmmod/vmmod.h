@@ -281,6 +281,10 @@ void state_init(const struct vmmod_conf *, const struct host_facts *);
 void state_free(void);
 /* Writers (the libvirt worker): each publishes an SSE event on change. */
 void state_put(const struct vm_facts *); /* copies the facts */
+/* For facts read from libvirt: the mark taken before reading them, so a
+ * lifecycle event applied meanwhile keeps its (newer) state. */
+uint64_t state_mark(void);
+void state_put_since(const struct vm_facts *, uint64_t mark);
 void state_remove(const char *uuid);
 void state_replace_all(const struct vm_facts *, size_t n); /* resync */
 void state_set_connected(bool);

@@ -203,6 +203,37 @@ START_TEST(test_state_table)
 		state_put(&f[0]); /* back to what the facts say */
 	}
 
+	/* A refresh that read libvirt before a newer lifecycle event keeps
+	 * the event's state (no stale running/shutoff pair is published)
+	 * and takes the rest; one read after the event is taken whole. */
+	{
+		struct vm_facts g;
+		uint64_t mark = state_mark();
+
+		state_set_state(f[1].uuid, VS_SHUTOFF); /* the event */
+		facts(&g, f[1].uuid, "alpha", VS_RUNNING); /* read before it */
+		g.vcpus = 2;
+		seq = events_last();
+		state_put_since(&g, mark);
+		ck_assert_uint_eq(events_last(), seq + 1); /* the vCPUs */
+		o = state_vm_json("alpha");
+		ck_assert_str_eq(
+		    json_object_get_string(json_object_object_get(o, "state")),
+		    "shutoff");
+		ck_assert_int_eq(
+		    json_object_get_int(json_object_object_get(o, "vcpus")), 2);
+		json_object_put(o);
+		state_put_since(&g, state_mark());
+		o = state_vm_json("alpha");
+		ck_assert_str_eq(
+		    json_object_get_string(json_object_object_get(o, "state")),
+		    "running");
+		json_object_put(o);
+		g.vcpus = 1;
+		state_put(&g); /* as it was, for what follows */
+		vm_facts_clear(&g);
+	}
+
 	/* Resync without "zeta" removes it and says so. */
 	state_replace_all(&f[1], 1);
 	ck_assert_int_eq(state_lookup("zeta", uuid), -1);
