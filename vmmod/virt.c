@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sys/random.h>
 
@@ -1686,7 +1687,7 @@ virt_vol_create(const char *name, const char *backing, const char *backing_fmt,
 	virStorageVolPtr vol = NULL, src = NULL;
 	char *xml = NULL, *p, *spath = NULL;
 	bool have_secret = false;
-	int ret = -1;
+	int ret = -1, tries;
 
 	if (secretp != NULL && backing != NULL && !copy) {
 		/* the base would stay plain text under an encrypted overlay */
@@ -1712,14 +1713,36 @@ virt_vol_create(const char *name, const char *backing, const char *backing_fmt,
 		store_fail(errp, "describe the VM disk");
 		goto done;
 	}
-	pthread_mutex_lock(&store_mtx);
-	if (copy) {
-		/* secretp: qemu-img convert into the LUKS qcow2 */
-		if ((src = virStorageVolLookupByPath(c, backing)) != NULL)
-			vol = virStorageVolCreateXMLFrom(pool, xml, src, 0);
-	} else
-		vol = virStorageVolCreateXML(pool, xml, 0);
-	pthread_mutex_unlock(&store_mtx);
+	/*
+	 * qemu-img times its LUKS key derivation in thread CPU time and gives
+	 * up with "Unable to get accurate CPU usage" when a busy host reads
+	 * 0 ms: a spurious failure, tried again (libvirt removed the file).
+	 */
+	for (tries = 0; tries < 3 && vol == NULL; tries++) {
+		if (tries > 0) {
+			log_warnx("deploy: %s: qemu-img could not time the "
+				  "LUKS key derivation; trying again",
+			    name);
+			sleep(1);
+		}
+		pthread_mutex_lock(&store_mtx);
+		if (copy) {
+			/* secretp: qemu-img convert into the LUKS qcow2 */
+			if (src == NULL)
+				src = virStorageVolLookupByPath(c, backing);
+			if (src != NULL)
+				vol = virStorageVolCreateXMLFrom(
+				    pool, xml, src, 0);
+		} else
+			vol = virStorageVolCreateXML(pool, xml, 0);
+		pthread_mutex_unlock(&store_mtx);
+		/* (no libvirt call before the error is read) */
+		if (vol == NULL &&
+		    (secretp == NULL ||
+			strstr(last_error(),
+			    "Unable to get accurate CPU usage") == NULL))
+			break;
+	}
 	if (vol == NULL) {
 		store_fail(errp, "create the VM disk");
 		goto done;
